@@ -1,0 +1,317 @@
+//! The Apache Kafka bus, through `rdkafka` (librdkafka).
+//!
+//! Producer: idempotent, `acks=all`, lingering a few milliseconds to batch; every
+//! record of a `publish` is enqueued before any delivery report is awaited.
+//! Consumer: `BaseConsumer` polled on a blocking thread, offsets stored only when
+//! the caller commits (after its effects are durable) and committed in the
+//! background by librdkafka; `close` commits synchronously.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    error::KafkaError,
+    message::{Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+};
+
+use super::{Delivered, EventBus, Position, Record, Subscription, TopicSpec};
+use crate::{Error, Result};
+
+/// How to reach the Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties (e.g. `security.protocol`), applied to every client.
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Parses `kafka://host:port[,host:port][?librdkafka.property=value&…]`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("kafka://")
+            .ok_or_else(|| Error::config(url, "expected kafka://host:port"))?;
+        let (servers, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let servers = servers.trim_end_matches('/');
+        if servers.is_empty() {
+            return Err(Error::config(url, "no bootstrap servers"));
+        }
+        let properties = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok(KafkaConfig {
+            bootstrap_servers: servers.to_owned(),
+            properties,
+        })
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// A [`EventBus`] on Apache Kafka.
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kafka_error(operation: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {
+    let operation = operation.into();
+    move |source| Error::Kafka { operation, source }
+}
+
+impl KafkaBus {
+    /// Creates the producer and admin clients (connections are made lazily).
+    pub fn new(config: KafkaConfig) -> Result<Self> {
+        let producer = config
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(kafka_error("creating producer"))?;
+        let admin = config
+            .client_config()
+            .create()
+            .map_err(kafka_error("creating admin client"))?;
+        Ok(KafkaBus {
+            config,
+            producer,
+            admin,
+        })
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
+        let new_topics: Vec<NewTopic<'_>> = specs
+            .iter()
+            .map(|spec| {
+                let topic = NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(spec.replication),
+                );
+                if spec.compacted {
+                    topic.set("cleanup.policy", "compact")
+                } else {
+                    topic
+                }
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = self
+            .admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(kafka_error("creating topics"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::Kafka {
+                        operation: format!("creating topic {topic}"),
+                        source: KafkaError::AdminOp(code),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+            let mut pending = FutureRecord::to(topic)
+                .key(&record.key)
+                .payload(&record.payload)
+                .headers(headers);
+            // Enqueue without awaiting delivery; when librdkafka's queue is full, wait
+            // for it to drain a little and try again.
+            let delivery = loop {
+                match self.producer.send_result(pending) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        pending = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((source, _)) => {
+                        return Err(Error::Kafka {
+                            operation: format!("producing to {topic}"),
+                            source,
+                        });
+                    }
+                }
+            };
+            deliveries.push(delivery);
+        }
+        let reports = try_join_all(deliveries).await.map_err(|_canceled| Error::Kafka {
+            operation: format!("producing to {topic}: producer shut down before delivery"),
+            source: KafkaError::Canceled,
+        })?;
+        reports
+            .into_iter()
+            .map(|report| match report {
+                Ok(delivery) => Ok(Position {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Err((source, _)) => Err(Error::Kafka {
+                    operation: format!("delivering to {topic}"),
+                    source,
+                }),
+            })
+            .collect()
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(kafka_error(format!("creating consumer for group {group}")))?;
+        consumer
+            .subscribe(topics)
+            .map_err(kafka_error(format!("subscribing group {group} to {topics:?}")))?;
+        Ok(Box::new(KafkaSubscription {
+            consumer: Arc::new(consumer),
+            group: group.to_owned(),
+        }))
+    }
+}
+
+struct KafkaSubscription {
+    consumer: Arc<BaseConsumer>,
+    group: String,
+}
+
+fn to_delivered(message: &rdkafka::message::BorrowedMessage<'_>) -> Delivered {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Delivered {
+        topic: message.topic().to_owned(),
+        position: Position {
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        headers,
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Delivered>> {
+        let consumer = Arc::clone(&self.consumer);
+        let group = self.group.clone();
+        // librdkafka's poll blocks; keep it off the async worker threads.
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::new();
+            let mut wait = timeout;
+            while batch.len() < max {
+                match consumer.poll(wait) {
+                    None => break,
+                    Some(Ok(message)) => batch.push(to_delivered(&message)),
+                    Some(Err(source)) => {
+                        return Err(Error::Kafka {
+                            operation: format!("consuming for group {group}"),
+                            source,
+                        });
+                    }
+                }
+                wait = Duration::ZERO;
+            }
+            Ok(batch)
+        })
+        .await
+        .map_err(|join| Error::Kafka {
+            operation: format!("consuming for group {}: poll thread failed: {join}", self.group),
+            source: KafkaError::Canceled,
+        })?
+    }
+
+    fn commit(&mut self, topic: &str, position: Position) -> Result<()> {
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(topic, position.partition, Offset::Offset(position.offset + 1))
+            .map_err(kafka_error(format!("committing {topic}[{}]", position.partition)))?;
+        self.consumer
+            .store_offsets(&offsets)
+            .map_err(kafka_error(format!(
+                "storing offset {} of {topic}[{}] for group {}",
+                position.offset, position.partition, self.group
+            )))
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        let consumer = Arc::clone(&self.consumer);
+        let group = self.group.clone();
+        tokio::task::spawn_blocking(move || {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                // Nothing was stored since the last commit.
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(source) => {
+                    return Err(Error::Kafka {
+                        operation: format!("committing offsets of group {group} on close"),
+                        source,
+                    });
+                }
+            }
+            consumer.unsubscribe();
+            Ok(())
+        })
+        .await
+        .map_err(|join| Error::Kafka {
+            operation: format!("closing consumer: {join}"),
+            source: KafkaError::Canceled,
+        })?
+    }
+}

@@ -1,0 +1,178 @@
+//! The event bus: partitioned, ordered, keyed topics with consumer groups — Kafka's
+//! model, which the in-memory backend reproduces for `sluice dev` and tests.
+//!
+//! Records with the same key always land on the same partition (Kafka's murmur2
+//! partitioner, in both backends), so one contact's events are consumed in order.
+
+mod memory;
+mod partition;
+#[cfg(feature = "kafka")]
+mod kafka;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::{Error, Result};
+
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaBus, KafkaConfig};
+pub use memory::MemoryBus;
+pub use partition::{murmur2, partition_for};
+
+/// The topics Sluice uses (see DESIGN.md, "Canonical names").
+pub mod topics {
+    /// Normalized events, key `tenant/contact_id`.
+    pub const EVENTS: &str = "sluice.events";
+    /// Actions for the workers, key `tenant/contact_id`.
+    pub const ACTIONS: &str = "sluice.actions";
+    /// Flow definitions, compacted, key `tenant/flow_id`.
+    pub const FLOWS: &str = "sluice.flows";
+    /// Dead letters: input that could not be processed, with the reason in headers.
+    pub const DLQ: &str = "sluice.dlq";
+}
+
+/// How a topic is created when it does not exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor (ignored by the in-memory bus).
+    pub replication: i32,
+    /// Keep only the newest record per key (Kafka `cleanup.policy=compact`).
+    pub compacted: bool,
+}
+
+impl TopicSpec {
+    /// The four Sluice topics with the given partition count and replication.
+    pub fn sluice_topics(partitions: i32, replication: i32) -> Vec<TopicSpec> {
+        let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication,
+            compacted,
+        };
+        vec![
+            spec(topics::EVENTS, partitions, false),
+            spec(topics::ACTIONS, partitions, false),
+            spec(topics::FLOWS, 1, true),
+            spec(topics::DLQ, 1, false),
+        ]
+    }
+}
+
+/// A record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The partitioning key, e.g. `tenant/contact_id`.
+    pub key: String,
+    /// The encoded value.
+    pub payload: Vec<u8>,
+    /// Headers, e.g. the reason a record went to the dead-letter topic.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    /// A record without headers.
+    pub fn new(key: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Record {
+            key: key.into(),
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Where a published record was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Partition number.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// A record read from the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Where it is stored.
+    pub position: Position,
+    /// Its key (empty when it had none).
+    pub key: String,
+    /// Its value.
+    pub payload: Vec<u8>,
+    /// Its headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Delivered {
+    /// The value of the first header with this name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A partitioned, ordered log of keyed records with consumer groups.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Creates the topics that do not exist yet; existing ones are left alone.
+    async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()>;
+
+    /// Publishes records and returns once every one of them is durably stored
+    /// (for Kafka: acknowledged with `acks=all`), with their positions in order.
+    /// Sends are pipelined, never awaited one by one.
+    async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>>;
+
+    /// Joins consumer group `group` on `topics`. Reading starts after the group's
+    /// committed offsets, or at the beginning when it has none.
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>>;
+}
+
+/// One group member's view of its assigned partitions.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits up to `timeout` for records and returns at most `max` of them, in
+    /// partition order (an empty batch when none arrived in time).
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Delivered>>;
+
+    /// Marks everything up to and including `position` on `topic` as processed;
+    /// the group resumes after it. Call only once the records' effects are durable.
+    fn commit(&mut self, topic: &str, position: Position) -> Result<()>;
+
+    /// Commits synchronously and leaves the group.
+    async fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// Connects to the bus a URL names: `memory://` or `kafka://host:port[,host:port]`.
+pub async fn connect(url: &str) -> Result<Arc<dyn EventBus>> {
+    let (scheme, _) = url
+        .split_once("://")
+        .ok_or_else(|| Error::config(url, "expected memory:// or kafka://host:port"))?;
+    match scheme {
+        "memory" => Ok(Arc::new(MemoryBus::new(8))),
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(Arc::new(KafkaBus::new(KafkaConfig::from_url(url)?)?)),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => Err(Error::NotCompiled {
+            scheme: scheme.to_owned(),
+            feature: "kafka",
+        }),
+        other => Err(Error::config(
+            url,
+            format!("unknown bus scheme {other:?}; expected memory or kafka"),
+        )),
+    }
+}

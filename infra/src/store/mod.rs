@@ -1,0 +1,98 @@
+//! The state store: each contact's state as an opaque, versioned blob.
+//!
+//! The engine owns the state's encoding; the store only keeps the newest version
+//! per contact. A version is the input offset that produced the state, so a
+//! replayed event can be recognised and state is never overwritten by an older one.
+
+mod memory;
+#[cfg(feature = "cql")]
+mod cql;
+#[cfg(feature = "cql")]
+mod migrations;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::try_join_all;
+
+use crate::{Error, Result};
+
+#[cfg(feature = "cql")]
+pub use cql::{CqlConfig, CqlStore};
+pub use memory::MemoryStore;
+#[cfg(feature = "cql")]
+pub use migrations::{MIGRATIONS, Migration};
+
+/// Identifies one contact of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContactKey {
+    /// The tenant.
+    pub tenant: String,
+    /// The contact within the tenant.
+    pub contact_id: String,
+}
+
+impl ContactKey {
+    /// A key from its parts.
+    pub fn new(tenant: impl Into<String>, contact_id: impl Into<String>) -> Self {
+        ContactKey {
+            tenant: tenant.into(),
+            contact_id: contact_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ContactKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.contact_id)
+    }
+}
+
+/// A contact's state as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    /// The input position that produced this state; writes never go backwards.
+    pub version: i64,
+    /// The engine's encoding of the state.
+    pub data: Bytes,
+}
+
+/// Keeps each contact's newest state.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The contact's state, or `None` for a contact never seen.
+    async fn load(&self, key: &ContactKey) -> Result<Option<StoredState>>;
+
+    /// The states of many contacts, in the order of `keys`; lookups are pipelined.
+    async fn load_many(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
+        try_join_all(keys.iter().map(|key| self.load(key))).await
+    }
+
+    /// Stores a batch of states, one per contact, and returns once all are durable.
+    /// A state whose version is older than the stored one is ignored.
+    async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()>;
+}
+
+/// Connects to the store a URL names: `memory://` or
+/// `cql://host:port[,host:port]/keyspace[?replication_factor=N]`. A CQL store's
+/// keyspace and tables are created or migrated first.
+pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
+    let (scheme, _) = url
+        .split_once("://")
+        .ok_or_else(|| Error::config(url, "expected memory:// or cql://host:port/keyspace"))?;
+    match scheme {
+        "memory" => Ok(Arc::new(MemoryStore::default())),
+        #[cfg(feature = "cql")]
+        "cql" => Ok(Arc::new(CqlStore::connect(CqlConfig::from_url(url)?).await?)),
+        #[cfg(not(feature = "cql"))]
+        "cql" => Err(Error::NotCompiled {
+            scheme: scheme.to_owned(),
+            feature: "cql",
+        }),
+        other => Err(Error::config(
+            url,
+            format!("unknown store scheme {other:?}; expected memory or cql"),
+        )),
+    }
+}

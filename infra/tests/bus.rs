@@ -1,0 +1,179 @@
+//! One behaviour test for the event bus, run against every backend: the in-memory
+//! bus and a real Kafka broker.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use sluice_infra::{
+    bus::{EventBus, KafkaBus, KafkaConfig, MemoryBus, Position, Record, TopicSpec, partition_for},
+    testing,
+};
+
+const PARTITIONS: i32 = 4;
+
+/// Publishes keyed records, consumes them in a group, and checks placement, order,
+/// headers, commits and resumption.
+async fn bus_behaviour(bus: Arc<dyn EventBus>) {
+    let topic = testing::unique_name("sluice_test_bus");
+    let group = testing::unique_name("group");
+    bus.ensure_topics(&[TopicSpec {
+        name: topic.clone(),
+        partitions: PARTITIONS,
+        replication: 1,
+        compacted: false,
+    }])
+    .await
+    .expect("creating the topic");
+    // Creating it again is not an error.
+    bus.ensure_topics(&[TopicSpec {
+        name: topic.clone(),
+        partitions: PARTITIONS,
+        replication: 1,
+        compacted: false,
+    }])
+    .await
+    .expect("creating the topic twice");
+
+    // 5 contacts × 20 events, interleaved.
+    let records: Vec<Record> = (0..100)
+        .map(|i| {
+            Record::new(format!("acme/contact-{}", i % 5), format!("event-{i}"))
+                .with_header("seq", i.to_string())
+        })
+        .collect();
+    let positions = bus.publish(&topic, records.clone()).await.expect("publishing");
+    assert_eq!(positions.len(), 100);
+    for (record, position) in records.iter().zip(&positions) {
+        assert_eq!(
+            position.partition,
+            partition_for(record.key.as_bytes(), PARTITIONS),
+            "{} must land where Kafka's murmur2 partitioner puts it",
+            record.key
+        );
+    }
+
+    let mut subscription = bus.subscribe(&group, &[&topic]).await.expect("subscribing");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 100 && tokio::time::Instant::now() < deadline {
+        seen.extend(
+            subscription
+                .poll(64, Duration::from_millis(500))
+                .await
+                .expect("polling"),
+        );
+    }
+    assert_eq!(seen.len(), 100, "every published record is consumed once");
+
+    // Per key, records come in the order they were published.
+    let mut per_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for delivered in &seen {
+        assert_eq!(delivered.topic, topic);
+        let payload = std::str::from_utf8(&delivered.payload).unwrap();
+        let seq: usize = payload.trim_start_matches("event-").parse().unwrap();
+        assert_eq!(delivered.key, format!("acme/contact-{}", seq % 5));
+        assert_eq!(delivered.header("seq"), Some(seq.to_string().as_bytes()));
+        assert_eq!(delivered.position, positions[seq]);
+        per_key.entry(&delivered.key).or_default().push(seq);
+    }
+    for (key, seqs) in per_key {
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key} out of order: {seqs:?}");
+    }
+
+    // Commit the first half of each partition, leave, and rejoin: the group
+    // resumes after the committed offsets and sees exactly the rest.
+    let mut last_kept: HashMap<i32, Position> = HashMap::new();
+    let mut expected_rest = 0;
+    for delivered in &seen {
+        let position = delivered.position;
+        let partition_len = positions.iter().filter(|p| p.partition == position.partition).count() as i64;
+        if position.offset < partition_len / 2 {
+            last_kept
+                .entry(position.partition)
+                .and_modify(|p| p.offset = p.offset.max(position.offset))
+                .or_insert(position);
+        } else {
+            expected_rest += 1;
+        }
+    }
+    for position in last_kept.values() {
+        subscription.commit(&topic, *position).expect("committing");
+    }
+    subscription.close().await.expect("closing");
+
+    let mut subscription = bus.subscribe(&group, &[&topic]).await.expect("resubscribing");
+    let mut rest = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while rest.len() < expected_rest && tokio::time::Instant::now() < deadline {
+        rest.extend(
+            subscription
+                .poll(64, Duration::from_millis(500))
+                .await
+                .expect("polling after rejoin"),
+        );
+    }
+    // Nothing more arrives.
+    rest.extend(subscription.poll(64, Duration::from_millis(500)).await.unwrap());
+    assert_eq!(rest.len(), expected_rest, "resumes exactly after the commits");
+    for delivered in &rest {
+        let committed = last_kept[&delivered.position.partition].offset;
+        assert!(delivered.position.offset > committed);
+    }
+    subscription.close().await.expect("closing again");
+}
+
+#[tokio::test]
+async fn memory_bus_behaviour() {
+    bus_behaviour(Arc::new(MemoryBus::new(PARTITIONS))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_bus_behaviour() {
+    let Some(bootstrap) = testing::kafka() else {
+        return;
+    };
+    let bus = KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{bootstrap}")).unwrap()).unwrap();
+    bus_behaviour(Arc::new(bus)).await;
+}
+
+#[tokio::test]
+async fn memory_poll_times_out_empty_and_wakes_on_publish() {
+    let bus = MemoryBus::new(2);
+    bus.ensure_topics(&TopicSpec::sluice_topics(2, 1)).await.unwrap();
+    let mut subscription = bus.subscribe("g", &["sluice.events"]).await.unwrap();
+    let empty = subscription.poll(10, Duration::from_millis(20)).await.unwrap();
+    assert!(empty.is_empty());
+    let publisher = bus.clone();
+    let wake = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        publisher
+            .publish("sluice.events", vec![Record::new("t/c", "x")])
+            .await
+            .unwrap();
+    });
+    let batch = subscription.poll(10, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    wake.await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_topic_is_a_clear_error() {
+    let bus = MemoryBus::new(2);
+    let error = bus.subscribe("g", &["nope"]).await.err().unwrap();
+    assert!(error.to_string().contains("\"nope\""), "{error}");
+}
+
+#[test]
+fn bus_urls_are_checked() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (url, needle) in [
+        ("nonsense", "expected memory:// or kafka://"),
+        ("redis://x", "unknown bus scheme \"redis\""),
+        ("kafka://", "no bootstrap servers"),
+    ] {
+        let error = runtime.block_on(sluice_infra::bus::connect(url)).err().unwrap();
+        assert!(error.to_string().contains(needle), "{url}: {error}");
+    }
+    let config = KafkaConfig::from_url("kafka://a:1,b:2?security.protocol=SSL").unwrap();
+    assert_eq!(config.bootstrap_servers, "a:1,b:2");
+    assert_eq!(config.properties, vec![("security.protocol".to_owned(), "SSL".to_owned())]);
+}

@@ -1,0 +1,92 @@
+//! One behaviour test for the state store, run against every backend: the
+//! in-memory store and a real CQL server.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_infra::{
+    store::{self, ContactKey, CqlConfig, CqlStore, MIGRATIONS, MemoryStore, StateStore, StoredState},
+    testing,
+};
+
+fn state(version: i64, data: &str) -> StoredState {
+    StoredState {
+        version,
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+async fn store_behaviour(store: Arc<dyn StateStore>) {
+    let tenant = testing::unique_name("tenant");
+    let alice = ContactKey::new(&tenant, "alice");
+    let bob = ContactKey::new(&tenant, "bob");
+    let other_tenant = ContactKey::new(format!("{tenant}-other"), "alice");
+
+    assert_eq!(store.load(&alice).await.unwrap(), None, "unknown contact");
+
+    store
+        .save(&[(alice.clone(), state(10, "a10")), (bob.clone(), state(3, "b3"))])
+        .await
+        .unwrap();
+    assert_eq!(store.load(&alice).await.unwrap(), Some(state(10, "a10")));
+    assert_eq!(
+        store.load_many(&[bob.clone(), other_tenant.clone(), alice.clone()]).await.unwrap(),
+        vec![Some(state(3, "b3")), None, Some(state(10, "a10"))],
+        "tenants do not see each other's contacts"
+    );
+
+    // Newer versions replace, older ones are ignored whatever the arrival order.
+    store.save(&[(alice.clone(), state(12, "a12"))]).await.unwrap();
+    store.save(&[(alice.clone(), state(11, "a11"))]).await.unwrap();
+    assert_eq!(store.load(&alice).await.unwrap(), Some(state(12, "a12")));
+
+    // Binary data survives as is.
+    let binary = StoredState {
+        version: 20,
+        data: Bytes::from_static(&[0, 255, 1, 254, 0]),
+    };
+    store.save(&[(bob.clone(), binary.clone())]).await.unwrap();
+    assert_eq!(store.load(&bob).await.unwrap(), Some(binary));
+}
+
+#[tokio::test]
+async fn memory_store_behaviour() {
+    store_behaviour(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cql_store_behaviour_and_migrations() {
+    let Some(node) = testing::cql() else {
+        return;
+    };
+    let keyspace = testing::unique_name("sluice_test").to_lowercase();
+    let keyspace = &keyspace[..keyspace.len().min(48)];
+    let url = format!("cql://{node}/{keyspace}?replication_factor=1");
+    let store = CqlStore::connect(CqlConfig::from_url(&url).unwrap()).await.unwrap();
+    let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(store.applied_migrations().await.unwrap(), all);
+    // Connecting again finds the schema current and changes nothing.
+    let again = store::connect(&url).await.unwrap();
+    let store = Arc::new(store);
+    assert_eq!(store.applied_migrations().await.unwrap(), all);
+    store_behaviour(store).await;
+    store_behaviour(again).await;
+}
+
+#[test]
+fn cql_urls_are_checked() {
+    let config = CqlConfig::from_url("cql://a:9042,b:9042/ks?replication_factor=3").unwrap();
+    assert_eq!(config.nodes, vec!["a:9042", "b:9042"]);
+    assert_eq!(config.keyspace, "ks");
+    assert_eq!(config.replication_factor, 3);
+    assert_eq!(CqlConfig::from_url("cql://a:9042").unwrap().keyspace, "sluice");
+    for (url, needle) in [
+        ("cql:///ks", "no contact points"),
+        ("cql://a/bad-name", "keyspace \"bad-name\""),
+        ("cql://a/ks?replication_factor=0", "replication_factor \"0\""),
+        ("cql://a/ks?consistency=one", "unknown option \"consistency\""),
+    ] {
+        let error = CqlConfig::from_url(url).unwrap_err();
+        assert!(error.to_string().contains(needle), "{url}: {error}");
+    }
+}
