@@ -25,7 +25,9 @@ pub enum Error {
         reason: String,
     },
     /// The URL asks for a backend this binary was built without.
-    #[error("backend {scheme}:// is not compiled into this binary; rebuild with the `{feature}` feature")]
+    #[error(
+        "backend {scheme}:// is not compiled into this binary; rebuild with the `{feature}` feature"
+    )]
     NotCompiled {
         /// The URL scheme.
         scheme: String,
@@ -73,7 +75,9 @@ impl Error {
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Config { .. } | Error::NotCompiled { .. } | Error::UnknownTopic(_) => Fault::User,
+            Error::Config { .. } | Error::NotCompiled { .. } | Error::UnknownTopic(_) => {
+                Fault::User
+            }
             #[cfg(feature = "kafka")]
             Error::Kafka { .. } => Fault::External,
             Error::Cql { .. } | Error::Serve { .. } => Fault::External,

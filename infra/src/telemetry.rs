@@ -10,7 +10,9 @@ use std::{
     },
 };
 
-use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
+};
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
@@ -37,7 +39,10 @@ impl Telemetry {
     pub fn new(service: &str) -> Result<Self> {
         let registry = Registry::new();
         let build_info = IntGaugeVec::new(
-            Opts::new("sluice_build_info", "Always 1; labels say which build is running."),
+            Opts::new(
+                "sluice_build_info",
+                "Always 1; labels say which build is running.",
+            ),
             &["service", "version"],
         )?;
         build_info

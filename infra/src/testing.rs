@@ -10,7 +10,8 @@ use std::{net::TcpStream, time::Duration};
 
 /// Whether missing servers must fail tests instead of skipping them.
 pub fn servers_required() -> bool {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     set("CI") || set("SLUICE_REQUIRE_SERVERS")
 }
 

@@ -40,7 +40,10 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
                 .with_header("seq", i.to_string())
         })
         .collect();
-    let positions = bus.publish(&topic, records.clone()).await.expect("publishing");
+    let positions = bus
+        .publish(&topic, records.clone())
+        .await
+        .expect("publishing");
     assert_eq!(positions.len(), 100);
     for (record, position) in records.iter().zip(&positions) {
         assert_eq!(
@@ -76,7 +79,10 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
         per_key.entry(&delivered.key).or_default().push(seq);
     }
     for (key, seqs) in per_key {
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key} out of order: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {seqs:?}"
+        );
     }
 
     // Commit the first half of each partition, leave, and rejoin: the group
@@ -85,7 +91,10 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
     let mut expected_rest = 0;
     for delivered in &seen {
         let position = delivered.position;
-        let partition_len = positions.iter().filter(|p| p.partition == position.partition).count() as i64;
+        let partition_len = positions
+            .iter()
+            .filter(|p| p.partition == position.partition)
+            .count() as i64;
         if position.offset < partition_len / 2 {
             last_kept
                 .entry(position.partition)
@@ -100,7 +109,10 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
     }
     subscription.close().await.expect("closing");
 
-    let mut subscription = bus.subscribe(&group, &[&topic]).await.expect("resubscribing");
+    let mut subscription = bus
+        .subscribe(&group, &[&topic])
+        .await
+        .expect("resubscribing");
     let mut rest = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while rest.len() < expected_rest && tokio::time::Instant::now() < deadline {
@@ -112,8 +124,17 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
         );
     }
     // Nothing more arrives.
-    rest.extend(subscription.poll(64, Duration::from_millis(500)).await.unwrap());
-    assert_eq!(rest.len(), expected_rest, "resumes exactly after the commits");
+    rest.extend(
+        subscription
+            .poll(64, Duration::from_millis(500))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        rest.len(),
+        expected_rest,
+        "resumes exactly after the commits"
+    );
     for delivered in &rest {
         let committed = last_kept[&delivered.position.partition].offset;
         assert!(delivered.position.offset > committed);
@@ -131,16 +152,22 @@ async fn kafka_bus_behaviour() {
     let Some(bootstrap) = testing::kafka() else {
         return;
     };
-    let bus = KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{bootstrap}")).unwrap()).unwrap();
+    let bus =
+        KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{bootstrap}")).unwrap()).unwrap();
     bus_behaviour(Arc::new(bus)).await;
 }
 
 #[tokio::test]
 async fn memory_poll_times_out_empty_and_wakes_on_publish() {
     let bus = MemoryBus::new(2);
-    bus.ensure_topics(&TopicSpec::sluice_topics(2, 1)).await.unwrap();
+    bus.ensure_topics(&TopicSpec::sluice_topics(2, 1))
+        .await
+        .unwrap();
     let mut subscription = bus.subscribe("g", &["sluice.events"]).await.unwrap();
-    let empty = subscription.poll(10, Duration::from_millis(20)).await.unwrap();
+    let empty = subscription
+        .poll(10, Duration::from_millis(20))
+        .await
+        .unwrap();
     assert!(empty.is_empty());
     let publisher = bus.clone();
     let wake = tokio::spawn(async move {
@@ -150,7 +177,10 @@ async fn memory_poll_times_out_empty_and_wakes_on_publish() {
             .await
             .unwrap();
     });
-    let batch = subscription.poll(10, Duration::from_secs(10)).await.unwrap();
+    let batch = subscription
+        .poll(10, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(batch.len(), 1);
     wake.await.unwrap();
 }
@@ -170,10 +200,16 @@ fn bus_urls_are_checked() {
         ("redis://x", "unknown bus scheme \"redis\""),
         ("kafka://", "no bootstrap servers"),
     ] {
-        let error = runtime.block_on(sluice_infra::bus::connect(url)).err().unwrap();
+        let error = runtime
+            .block_on(sluice_infra::bus::connect(url))
+            .err()
+            .unwrap();
         assert!(error.to_string().contains(needle), "{url}: {error}");
     }
     let config = KafkaConfig::from_url("kafka://a:1,b:2?security.protocol=SSL").unwrap();
     assert_eq!(config.bootstrap_servers, "a:1,b:2");
-    assert_eq!(config.properties, vec![("security.protocol".to_owned(), "SSL".to_owned())]);
+    assert_eq!(
+        config.properties,
+        vec![("security.protocol".to_owned(), "SSL".to_owned())]
+    );
 }

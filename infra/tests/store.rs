@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_infra::{
-    store::{self, ContactKey, CqlConfig, CqlStore, MIGRATIONS, MemoryStore, StateStore, StoredState},
+    store::{
+        self, ContactKey, CqlConfig, CqlStore, MIGRATIONS, MemoryStore, StateStore, StoredState,
+    },
     testing,
 };
 
@@ -25,19 +27,31 @@ async fn store_behaviour(store: Arc<dyn StateStore>) {
     assert_eq!(store.load(&alice).await.unwrap(), None, "unknown contact");
 
     store
-        .save(&[(alice.clone(), state(10, "a10")), (bob.clone(), state(3, "b3"))])
+        .save(&[
+            (alice.clone(), state(10, "a10")),
+            (bob.clone(), state(3, "b3")),
+        ])
         .await
         .unwrap();
     assert_eq!(store.load(&alice).await.unwrap(), Some(state(10, "a10")));
     assert_eq!(
-        store.load_many(&[bob.clone(), other_tenant.clone(), alice.clone()]).await.unwrap(),
+        store
+            .load_many(&[bob.clone(), other_tenant.clone(), alice.clone()])
+            .await
+            .unwrap(),
         vec![Some(state(3, "b3")), None, Some(state(10, "a10"))],
         "tenants do not see each other's contacts"
     );
 
     // Newer versions replace, older ones are ignored whatever the arrival order.
-    store.save(&[(alice.clone(), state(12, "a12"))]).await.unwrap();
-    store.save(&[(alice.clone(), state(11, "a11"))]).await.unwrap();
+    store
+        .save(&[(alice.clone(), state(12, "a12"))])
+        .await
+        .unwrap();
+    store
+        .save(&[(alice.clone(), state(11, "a11"))])
+        .await
+        .unwrap();
     assert_eq!(store.load(&alice).await.unwrap(), Some(state(12, "a12")));
 
     // Binary data survives as is.
@@ -62,7 +76,9 @@ async fn cql_store_behaviour_and_migrations() {
     let keyspace = testing::unique_name("sluice_test").to_lowercase();
     let keyspace = &keyspace[..keyspace.len().min(48)];
     let url = format!("cql://{node}/{keyspace}?replication_factor=1");
-    let store = CqlStore::connect(CqlConfig::from_url(&url).unwrap()).await.unwrap();
+    let store = CqlStore::connect(CqlConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
     let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(store.applied_migrations().await.unwrap(), all);
     // Connecting again finds the schema current and changes nothing.
@@ -79,12 +95,21 @@ fn cql_urls_are_checked() {
     assert_eq!(config.nodes, vec!["a:9042", "b:9042"]);
     assert_eq!(config.keyspace, "ks");
     assert_eq!(config.replication_factor, 3);
-    assert_eq!(CqlConfig::from_url("cql://a:9042").unwrap().keyspace, "sluice");
+    assert_eq!(
+        CqlConfig::from_url("cql://a:9042").unwrap().keyspace,
+        "sluice"
+    );
     for (url, needle) in [
         ("cql:///ks", "no contact points"),
         ("cql://a/bad-name", "keyspace \"bad-name\""),
-        ("cql://a/ks?replication_factor=0", "replication_factor \"0\""),
-        ("cql://a/ks?consistency=one", "unknown option \"consistency\""),
+        (
+            "cql://a/ks?replication_factor=0",
+            "replication_factor \"0\"",
+        ),
+        (
+            "cql://a/ks?consistency=one",
+            "unknown option \"consistency\"",
+        ),
     ] {
         let error = CqlConfig::from_url(url).unwrap_err();
         assert!(error.to_string().contains(needle), "{url}: {error}");

@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use sluice_infra::telemetry::Telemetry;
-use tokio::{io::{AsyncReadExt, AsyncWriteExt}, net::TcpStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut response = String::new();
@@ -25,7 +30,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn serves_metrics_health_and_readiness() {
     let telemetry = Telemetry::new("test").unwrap();
     let counter = prometheus::IntCounter::new("sluice_test_things_total", "Things.").unwrap();
-    telemetry.registry().register(Box::new(counter.clone())).unwrap();
+    telemetry
+        .registry()
+        .register(Box::new(counter.clone()))
+        .unwrap();
     counter.inc_by(3);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = telemetry
@@ -42,7 +50,10 @@ async fn serves_metrics_health_and_readiness() {
     let (status, metrics) = get(addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("sluice_test_things_total 3"), "{metrics}");
-    assert!(metrics.contains("sluice_build_info{service=\"test\""), "{metrics}");
+    assert!(
+        metrics.contains("sluice_build_info{service=\"test\""),
+        "{metrics}"
+    );
 
     stop.send(()).unwrap();
     server.await.unwrap();

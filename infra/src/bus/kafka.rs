@@ -179,10 +179,12 @@ impl EventBus for KafkaBus {
             };
             deliveries.push(delivery);
         }
-        let reports = try_join_all(deliveries).await.map_err(|_canceled| Error::Kafka {
-            operation: format!("producing to {topic}: producer shut down before delivery"),
-            source: KafkaError::Canceled,
-        })?;
+        let reports = try_join_all(deliveries)
+            .await
+            .map_err(|_canceled| Error::Kafka {
+                operation: format!("producing to {topic}: producer shut down before delivery"),
+                source: KafkaError::Canceled,
+            })?;
         reports
             .into_iter()
             .map(|report| match report {
@@ -210,9 +212,9 @@ impl EventBus for KafkaBus {
             .set("enable.partition.eof", "false")
             .create()
             .map_err(kafka_error(format!("creating consumer for group {group}")))?;
-        consumer
-            .subscribe(topics)
-            .map_err(kafka_error(format!("subscribing group {group} to {topics:?}")))?;
+        consumer.subscribe(topics).map_err(kafka_error(format!(
+            "subscribing group {group} to {topics:?}"
+        )))?;
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
             group: group.to_owned(),
@@ -273,7 +275,10 @@ impl Subscription for KafkaSubscription {
         })
         .await
         .map_err(|join| Error::Kafka {
-            operation: format!("consuming for group {}: poll thread failed: {join}", self.group),
+            operation: format!(
+                "consuming for group {}: poll thread failed: {join}",
+                self.group
+            ),
             source: KafkaError::Canceled,
         })?
     }
@@ -281,8 +286,15 @@ impl Subscription for KafkaSubscription {
     fn commit(&mut self, topic: &str, position: Position) -> Result<()> {
         let mut offsets = TopicPartitionList::new();
         offsets
-            .add_partition_offset(topic, position.partition, Offset::Offset(position.offset + 1))
-            .map_err(kafka_error(format!("committing {topic}[{}]", position.partition)))?;
+            .add_partition_offset(
+                topic,
+                position.partition,
+                Offset::Offset(position.offset + 1),
+            )
+            .map_err(kafka_error(format!(
+                "committing {topic}[{}]",
+                position.partition
+            )))?;
         self.consumer
             .store_offsets(&offsets)
             .map_err(kafka_error(format!(

@@ -136,13 +136,16 @@ impl EventBus for MemoryBus {
                 .committed
                 .entry((group.to_owned(), topic.to_owned()))
                 .or_insert_with(|| vec![0; partitions]);
-            assigned.extend(committed.iter().enumerate().map(|(partition, &next)| {
-                Assigned {
-                    topic: topic.to_owned(),
-                    partition,
-                    next,
-                }
-            }));
+            assigned.extend(
+                committed
+                    .iter()
+                    .enumerate()
+                    .map(|(partition, &next)| Assigned {
+                        topic: topic.to_owned(),
+                        partition,
+                        next,
+                    }),
+            );
         }
         Ok(Box::new(MemorySubscription {
             bus: self.clone(),

@@ -4,10 +4,10 @@
 //! Records with the same key always land on the same partition (Kafka's murmur2
 //! partitioner, in both backends), so one contact's events are consumed in order.
 
-mod memory;
-mod partition;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod memory;
+mod partition;
 
 use std::{sync::Arc, time::Duration};
 

@@ -42,7 +42,11 @@ impl CqlConfig {
             .ok_or_else(|| Error::config(url, "expected cql://host:port/keyspace"))?;
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (nodes, keyspace) = rest.split_once('/').unwrap_or((rest, "sluice"));
-        let keyspace = if keyspace.is_empty() { "sluice" } else { keyspace };
+        let keyspace = if keyspace.is_empty() {
+            "sluice"
+        } else {
+            keyspace
+        };
         if !keyspace
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -65,9 +69,13 @@ impl CqlConfig {
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "replication_factor" => {
-                    replication_factor = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                        Error::config(url, format!("replication_factor {value:?} is not a positive integer"))
-                    })?;
+                    replication_factor =
+                        value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                            Error::config(
+                                url,
+                                format!("replication_factor {value:?} is not a positive integer"),
+                            )
+                        })?;
                 }
                 other => return Err(Error::config(url, format!("unknown option {other:?}"))),
             }
@@ -96,7 +104,11 @@ impl std::fmt::Debug for CqlStore {
     }
 }
 
-fn cql_error(operation: impl Into<String>, error: impl std::fmt::Display, retryable: bool) -> Error {
+fn cql_error(
+    operation: impl Into<String>,
+    error: impl std::fmt::Display,
+    retryable: bool,
+) -> Error {
     Error::Cql {
         operation: operation.into(),
         message: error.to_string(),
@@ -153,7 +165,10 @@ impl CqlStore {
 async fn applied_migrations(session: &Session, keyspace: &str) -> Result<Vec<i32>> {
     let operation = format!("reading {keyspace}.schema_migrations");
     let rows = session
-        .query_unpaged(format!("SELECT version FROM {keyspace}.schema_migrations"), ())
+        .query_unpaged(
+            format!("SELECT version FROM {keyspace}.schema_migrations"),
+            (),
+        )
         .await
         .map_err(execution_error(operation.clone()))?
         .into_rows_result()
@@ -208,7 +223,10 @@ async fn migrate(session: &Session, config: &CqlConfig) -> Result<()> {
         for statement in migration.statements {
             ddl(
                 (*statement).to_owned(),
-                format!("migration {} ({})", migration.version, migration.description),
+                format!(
+                    "migration {} ({})",
+                    migration.version, migration.description
+                ),
             )
             .await?;
         }
@@ -219,8 +237,16 @@ async fn migrate(session: &Session, config: &CqlConfig) -> Result<()> {
                 (migration.version, migration.description),
             )
             .await
-            .map_err(execution_error(format!("recording migration {}", migration.version)))?;
-        tracing::info!(keyspace, version = migration.version, description = migration.description, "applied CQL migration");
+            .map_err(execution_error(format!(
+                "recording migration {}",
+                migration.version
+            )))?;
+        tracing::info!(
+            keyspace,
+            version = migration.version,
+            description = migration.description,
+            "applied CQL migration"
+        );
     }
     Ok(())
 }

@@ -4,9 +4,9 @@
 //! per contact. A version is the input offset that produced the state, so a
 //! replayed event can be recognised and state is never overwritten by an older one.
 
-mod memory;
 #[cfg(feature = "cql")]
 mod cql;
+mod memory;
 #[cfg(feature = "cql")]
 mod migrations;
 
@@ -84,7 +84,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
     match scheme {
         "memory" => Ok(Arc::new(MemoryStore::default())),
         #[cfg(feature = "cql")]
-        "cql" => Ok(Arc::new(CqlStore::connect(CqlConfig::from_url(url)?).await?)),
+        "cql" => Ok(Arc::new(
+            CqlStore::connect(CqlConfig::from_url(url)?).await?,
+        )),
         #[cfg(not(feature = "cql"))]
         "cql" => Err(Error::NotCompiled {
             scheme: scheme.to_owned(),

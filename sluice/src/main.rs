@@ -1,0 +1,80 @@
+//! `sluice`: one binary that starts each Sluice service (`ingest`, `engine`,
+//! `actions`), runs everything in one process on embedded backends (`dev`), and
+//! serves flow authors (`flow …`). It parses flags, wires libraries together and
+//! starts them; the logic lives in the library crates.
+
+mod dev;
+mod flow;
+mod logging;
+mod services;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: a distributed event-streaming pipeline that runs customer-messaging
+/// flows (triggers, conditions, waits, actions) for every contact in real time.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    logging: logging::LoggingArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything in one process on embedded backends: no servers needed.
+    Dev(dev::DevArgs),
+    /// Run the flow engine: consume events, evaluate flows, keep state and timers, emit actions.
+    Engine(services::EngineArgs),
+    /// Run the webhook ingest service: verify, normalize and publish channel events.
+    Ingest(services::IngestArgs),
+    /// Run the action workers: deliver messages and calls, each action once.
+    Actions(services::ActionsArgs),
+    /// Work with flow definitions: validate, compile, draw, test and submit them.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = logging::init(&cli.logging) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("sluice: {error:#}");
+        }
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::Dev(args) => dev::run(args),
+        Command::Engine(args) => services::engine(args),
+        Command::Ingest(args) => services::ingest(args),
+        Command::Actions(args) => services::actions(args),
+        Command::Flow(command) => flow::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "sluice failed");
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("sluice: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Says plainly that a command is not built yet, and which issue builds it.
+fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "sluice: {what} is not implemented yet (tracked in issue #{issue}); nothing was done."
+        );
+    }
+    Ok(ExitCode::from(2))
+}
