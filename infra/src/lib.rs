@@ -10,6 +10,8 @@
 //! Dependencies point one way: services depend on this crate, never the reverse.
 
 pub mod bus;
+#[cfg(feature = "cql")]
+pub mod cql;
 mod error;
 pub mod store;
 pub mod telemetry;

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_infra::{
-    store::{
-        self, ContactKey, CqlConfig, CqlStore, MIGRATIONS, MemoryStore, StateStore, StoredState,
-    },
+    cql::{Cql, CqlConfig, MIGRATIONS},
+    store::{self, ContactKey, CqlStore, MemoryStore, StateStore, StoredState},
     testing,
 };
 
@@ -76,15 +75,15 @@ async fn cql_store_behaviour_and_migrations() {
     let keyspace = testing::unique_name("sluice_test").to_lowercase();
     let keyspace = &keyspace[..keyspace.len().min(48)];
     let url = format!("cql://{node}/{keyspace}?replication_factor=1");
-    let store = CqlStore::connect(CqlConfig::from_url(&url).unwrap())
+    let cql = Cql::connect(&CqlConfig::from_url(&url).unwrap())
         .await
         .unwrap();
     let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
-    assert_eq!(store.applied_migrations().await.unwrap(), all);
+    assert_eq!(cql.applied_migrations().await.unwrap(), all);
     // Connecting again finds the schema current and changes nothing.
     let again = store::connect(&url).await.unwrap();
-    let store = Arc::new(store);
-    assert_eq!(store.applied_migrations().await.unwrap(), all);
+    assert_eq!(cql.applied_migrations().await.unwrap(), all);
+    let store = Arc::new(CqlStore::new(cql).await.unwrap());
     store_behaviour(store).await;
     store_behaviour(again).await;
 }

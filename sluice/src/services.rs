@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sluice_infra::{
     bus::topics,
-    store::{CqlConfig, CqlStore},
+    cql::{Cql, CqlConfig},
 };
 
 use crate::not_yet;
@@ -76,8 +76,8 @@ pub(crate) fn engine(args: EngineArgs) -> anyhow::Result<ExitCode> {
         Some(EngineCommand::Migrate) => {
             let config = CqlConfig::from_url(&args.store)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let store = runtime.block_on(CqlStore::connect(config))?;
-            let versions = runtime.block_on(store.applied_migrations())?;
+            let cql = runtime.block_on(Cql::connect(&config))?;
+            let versions = runtime.block_on(cql.applied_migrations())?;
             tracing::info!(store = %args.store, ?versions, "CQL schema is current");
             Ok(ExitCode::SUCCESS)
         }

@@ -7,8 +7,6 @@
 #[cfg(feature = "cql")]
 mod cql;
 mod memory;
-#[cfg(feature = "cql")]
-mod migrations;
 
 use std::sync::Arc;
 
@@ -19,10 +17,8 @@ use futures::future::try_join_all;
 use crate::{Error, Result};
 
 #[cfg(feature = "cql")]
-pub use cql::{CqlConfig, CqlStore};
+pub use cql::CqlStore;
 pub use memory::MemoryStore;
-#[cfg(feature = "cql")]
-pub use migrations::{MIGRATIONS, Migration};
 
 /// Identifies one contact of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,9 +80,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
     match scheme {
         "memory" => Ok(Arc::new(MemoryStore::default())),
         #[cfg(feature = "cql")]
-        "cql" => Ok(Arc::new(
-            CqlStore::connect(CqlConfig::from_url(url)?).await?,
-        )),
+        "cql" => {
+            let cql = crate::cql::Cql::connect(&crate::cql::CqlConfig::from_url(url)?).await?;
+            Ok(Arc::new(CqlStore::new(cql).await?))
+        }
         #[cfg(not(feature = "cql"))]
         "cql" => Err(Error::NotCompiled {
             scheme: scheme.to_owned(),
