@@ -14,6 +14,7 @@ have java || need+=(openjdk-17-jre-headless)
 have mvn || need+=(maven)
 have curl || need+=(curl)
 have python3 || need+=(python3)
+have dot || need+=(graphviz)
 
 if ((${#need[@]})); then
   if ! have apt-get; then

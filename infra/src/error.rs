@@ -54,6 +54,14 @@ pub enum Error {
         /// Whether retrying the same operation later can succeed.
         retryable: bool,
     },
+    /// The embedded file store failed.
+    #[error("file store: {operation}: {message}")]
+    File {
+        /// What we were doing, naming the file.
+        operation: String,
+        /// The storage engine's error, rendered.
+        message: String,
+    },
     /// A topic was used that the bus does not know.
     #[error("bus: unknown topic {0:?}; create it with ensure_topics first")]
     UnknownTopic(String),
@@ -80,7 +88,7 @@ impl Error {
             }
             #[cfg(feature = "kafka")]
             Error::Kafka { .. } => Fault::External,
-            Error::Cql { .. } | Error::Serve { .. } => Fault::External,
+            Error::Cql { .. } | Error::Serve { .. } | Error::File { .. } => Fault::External,
             Error::Metrics(_) => Fault::Internal,
         }
     }

@@ -1,12 +1,12 @@
 //! One behaviour test for the state store, run against every backend: the
-//! in-memory store and a real CQL server.
+//! in-memory store, the embedded file store and a real CQL server.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_infra::{
     cql::{Cql, CqlConfig, MIGRATIONS},
-    store::{self, ContactKey, CqlStore, MemoryStore, StateStore, StoredState},
+    store::{self, ContactKey, CqlStore, FileStore, MemoryStore, StateStore, StoredState},
     testing,
 };
 
@@ -65,6 +65,25 @@ async fn store_behaviour(store: Arc<dyn StateStore>) {
 #[tokio::test]
 async fn memory_store_behaviour() {
     store_behaviour(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test]
+async fn file_store_behaviour_and_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/sluice.redb");
+    let store = FileStore::open(&path).unwrap();
+    store_behaviour(Arc::new(store.clone())).await;
+    let key = ContactKey::new("acme", "durable");
+    store
+        .save(&[(key.clone(), state(7, "kept"))])
+        .await
+        .unwrap();
+    drop(store);
+    // Reopened (as after a restart), the state is still there.
+    let reopened = store::connect(&format!("file://{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(reopened.load(&key).await.unwrap(), Some(state(7, "kept")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

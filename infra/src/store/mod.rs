@@ -6,6 +6,7 @@
 
 #[cfg(feature = "cql")]
 mod cql;
+mod file;
 mod memory;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::{Error, Result};
 
 #[cfg(feature = "cql")]
 pub use cql::CqlStore;
+pub use file::FileStore;
 pub use memory::MemoryStore;
 
 /// Identifies one contact of one tenant.
@@ -70,7 +72,7 @@ pub trait StateStore: Send + Sync {
     async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()>;
 }
 
-/// Connects to the store a URL names: `memory://` or
+/// Connects to the store a URL names: `memory://`, `file:///path/to/db.redb` or
 /// `cql://host:port[,host:port]/keyspace[?replication_factor=N]`. A CQL store's
 /// keyspace and tables are created or migrated first.
 pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
@@ -79,6 +81,13 @@ pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
         .ok_or_else(|| Error::config(url, "expected memory:// or cql://host:port/keyspace"))?;
     match scheme {
         "memory" => Ok(Arc::new(MemoryStore::default())),
+        "file" => {
+            let path = url.trim_start_matches("file://");
+            if path.is_empty() {
+                return Err(Error::config(url, "expected file:///path/to/sluice.redb"));
+            }
+            Ok(Arc::new(FileStore::open(path)?))
+        }
         #[cfg(feature = "cql")]
         "cql" => {
             let cql = crate::cql::Cql::connect(&crate::cql::CqlConfig::from_url(url)?).await?;
