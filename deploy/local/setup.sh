@@ -15,6 +15,7 @@ have mvn || need+=(maven)
 have curl || need+=(curl)
 have python3 || need+=(python3)
 have dot || need+=(graphviz)
+have wrk || need+=(wrk)
 
 if ((${#need[@]})); then
   if ! have apt-get; then

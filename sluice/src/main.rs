@@ -33,7 +33,7 @@ enum Command {
     /// Run the webhook ingest service: verify, normalize and publish channel events.
     Ingest(services::IngestArgs),
     /// Run the action workers: deliver messages and calls, each action once.
-    Actions(services::ActionsArgs),
+    Actions(Box<services::ActionsArgs>),
     /// Work with flow definitions: validate, compile, draw, test and submit them.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::Engine(args) => services::engine(args),
         Command::Ingest(args) => services::ingest(args),
-        Command::Actions(args) => services::actions(args),
+        Command::Actions(args) => services::actions(*args),
         Command::Flow(command) => flow::run(command),
     };
     match result {

@@ -16,7 +16,8 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     description: "contact state, versioned by input position",
     statements: &["CREATE TABLE IF NOT EXISTS contact_state (
@@ -26,7 +27,39 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             state blob,
             PRIMARY KEY ((tenant, contact_id))
         ) WITH comment = 'Each contact''s newest state; the write timestamp is the version'"],
-}];
+    },
+    Migration {
+        version: 2,
+        description: "action workers: once-only claims, contact profile, Telegram forum topics",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS action_dedupe (
+            action_id text PRIMARY KEY,
+            owner text,
+            lease_until bigint,
+            attempts int,
+            done boolean,
+            outcome text
+        ) WITH default_time_to_live = 604800
+          AND comment = 'One claim per action id: lease holder, then the outcome; expires after 7 days'",
+            "CREATE TABLE IF NOT EXISTS contact_profile (
+            tenant text,
+            contact_id text,
+            fields map<text, text>,
+            tags set<text>,
+            PRIMARY KEY ((tenant, contact_id))
+        ) WITH comment = 'System of record for profile fields and tags, written by the action workers; \
+each write is timestamped with its action''s created_at, so a late replay never wins'",
+            "CREATE TABLE IF NOT EXISTS telegram_forum_topics (
+            tenant text,
+            contact_id text,
+            chat_id bigint,
+            thread_id bigint,
+            title text,
+            PRIMARY KEY ((tenant, contact_id), chat_id)
+        ) WITH comment = 'Support desk: the forum topic of each contact in the managers'' supergroup'",
+        ],
+    },
+];
 
 /// The bookkeeping table, created before any migration runs.
 pub(crate) const SCHEMA_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
