@@ -3,7 +3,12 @@
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::Result;
+use sluice_schemas::ActionType;
+
+use crate::{Result, connectors::router::CHANNELS, results::Status};
+
+/// Every `reason` label of `sluice_actions_dead_letters_total`.
+const DEAD_LETTER_REASONS: [&str; 4] = ["undecodable", "invalid", "rejected", "exhausted"];
 
 /// Handles to every metric of the action workers.
 #[derive(Debug, Clone)]
@@ -96,6 +101,27 @@ impl Metrics {
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.in_flight.clone()))?;
         registry.register(Box::new(metrics.parked.clone()))?;
+        metrics.preset_labels();
         Ok(metrics)
+    }
+
+    /// Shows every known label set at zero from the start, so that dashboards and
+    /// alerts (deploy/) see each series before its first increment and `rate(...)`
+    /// works from the first failure on.
+    fn preset_labels(&self) {
+        for action_type in ActionType::ALL {
+            for status in [Status::Success, Status::Failed] {
+                self.actions
+                    .with_label_values(&[action_type.as_str(), status.as_str()]);
+            }
+        }
+        for channel in CHANNELS {
+            self.delivery.with_label_values(&[channel]);
+            self.retries.with_label_values(&[channel]);
+            self.rate_limit_waits.with_label_values(&[channel]);
+        }
+        for reason in DEAD_LETTER_REASONS {
+            self.dead_letters.with_label_values(&[reason]);
+        }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing, starts the
 # real Kafka and Cassandra (deploy/local/servers.sh, cached under
-# ${SLUICE_CACHE:-~/.cache/sluice}), checks formatting and lints, and runs every
+# ${SLUICE_CACHE:-~/.cache/sluice}), checks the deploy manifests and alert rules
+# (deploy/local/check-deploy.sh), formatting and lints, and runs every
 # unit and integration test. Servers this run started are stopped at the end;
 # pass --keep-servers to leave them up for the next run.
 set -euo pipefail
@@ -24,6 +25,9 @@ step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS" >&2; }
 
 step "setup"
 deploy/local/setup.sh
+
+step "deploy manifests and alert rules"
+deploy/local/check-deploy.sh
 
 step "servers"
 were_up=false

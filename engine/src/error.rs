@@ -25,6 +25,43 @@ pub enum Error {
         /// What minijinja said.
         message: String,
     },
+    /// A stored contact state could not be read (corrupt, or written by an
+    /// incompatible version). Ours or the store's fault; retrying will not help.
+    #[error("contact state: {0}")]
+    State(String),
+    /// The state or timer store failed (see the inner error for whose fault it is
+    /// and whether a retry can help).
+    #[error("store: {0}")]
+    Store(#[source] sluice_infra::Error),
+    /// The event bus failed.
+    #[error("bus: {0}")]
+    Bus(#[source] sluice_infra::Error),
+    /// The evaluator produced an action that cannot be encoded: a bug in Sluice.
+    #[error("action {0}: cannot encode: {1}")]
+    Action(String, String),
+    /// A scenario file (`sluice flow test`) is unreadable or invalid: the user's
+    /// mistake, named with the file and the step.
+    #[error("scenario {file}: {message}")]
+    Scenario {
+        /// The scenario file.
+        file: String,
+        /// What is wrong, naming the step or field.
+        message: String,
+    },
+    /// A flow submit was refused: its version is not newer than the newest recorded one,
+    /// or the same version was recorded with different content, or the tenant name is
+    /// malformed. The user's mistake; submitting again unchanged cannot help.
+    #[error("flow {tenant}/{flow_id} v{version}: {reason}")]
+    FlowRefused {
+        /// The tenant the flow was submitted for.
+        tenant: String,
+        /// The flow's id.
+        flow_id: String,
+        /// The submitted version.
+        version: u32,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// The engine's result type.

@@ -54,6 +54,21 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
         );
     }
 
+    // End offsets count what was published, per partition.
+    let ends = bus
+        .end_offsets(&topic)
+        .await
+        .expect("reading end offsets")
+        .expect("both backends know their end offsets");
+    assert_eq!(ends.len(), PARTITIONS as usize);
+    for (partition, end) in ends.iter().enumerate() {
+        let published = positions
+            .iter()
+            .filter(|p| p.partition == partition as i32)
+            .count() as i64;
+        assert_eq!(*end, published, "end offset of partition {partition}");
+    }
+
     let mut subscription = bus.subscribe(&group, &[&topic]).await.expect("subscribing");
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -189,6 +204,8 @@ async fn memory_poll_times_out_empty_and_wakes_on_publish() {
 async fn unknown_topic_is_a_clear_error() {
     let bus = MemoryBus::new(2);
     let error = bus.subscribe("g", &["nope"]).await.err().unwrap();
+    assert!(error.to_string().contains("\"nope\""), "{error}");
+    let error = bus.end_offsets("nope").await.err().unwrap();
     assert!(error.to_string().contains("\"nope\""), "{error}");
 }
 

@@ -3,6 +3,8 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+use sluice_schemas::EventType;
+
 use crate::adapters::Adapter;
 use crate::error::Result;
 
@@ -98,9 +100,18 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         // Show every adapter's failure counters at zero from the start, so alerts on
         // `rate(...)` work before the first failure.
+        // The same for the label sets dashboards and alerts (deploy/) divide by: every
+        // adapter's accepted and unavailable answers, ignored updates, every event type.
         for adapter in Adapter::ALL {
             signature_failures.with_label_values(&[adapter.as_str()]);
             malformed.with_label_values(&[adapter.as_str()]);
+            ignored.with_label_values(&[adapter.as_str()]);
+            for status in ["200", "503"] {
+                requests.with_label_values(&[adapter.as_str(), status]);
+            }
+        }
+        for event_type in EventType::ALL {
+            events_published.with_label_values(&[event_type.as_str()]);
         }
         Ok(Metrics {
             requests,

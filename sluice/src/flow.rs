@@ -7,8 +7,6 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use sluice_engine::flow::{self, Compilation, SourceFormat};
 
-use crate::not_yet;
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum FlowCommand {
     /// Check flow files; print one line per problem as `FILE: node <id>: <message>`.
@@ -33,20 +31,16 @@ pub(crate) enum FlowCommand {
         #[arg(long, value_parser = ["dot", "mermaid"], default_value = "dot")]
         format: String,
     },
-    /// Run scenario files (events at virtual times, expected actions) on a virtual clock.
+    /// Run scenario files (events at virtual times, expected actions and state) on a
+    /// virtual clock; print a diff per failing step; exit 1 when any fails.
     Test {
         /// Scenario files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Compile a flow and publish it to the running engines.
-    Submit {
-        /// Flow definition (JSON or YAML).
-        file: PathBuf,
-        /// Event bus to publish to.
-        #[arg(long, env = "SLUICE_BUS", default_value = "kafka://127.0.0.1:9092")]
-        bus: String,
-    },
+    /// Compile a flow, record its version in CQL and publish it to the running engines;
+    /// a flow with errors, or a version not newer than the recorded one, is refused (exit 1).
+    Submit(crate::flow_submit::SubmitArgs),
 }
 
 pub(crate) fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
@@ -54,12 +48,12 @@ pub(crate) fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
         FlowCommand::Validate { files } => validate(&files),
         FlowCommand::Compile { file, output } => compile(&file, &output),
         FlowCommand::Graph { file, format } => graph(&file, &format),
-        FlowCommand::Test { .. } => not_yet("`sluice flow test`", 4),
-        FlowCommand::Submit { .. } => not_yet("`sluice flow submit`", 5),
+        FlowCommand::Test { files } => test(&files),
+        FlowCommand::Submit(args) => crate::flow_submit::run(args),
     }
 }
 
-fn load(file: &Path) -> anyhow::Result<Compilation> {
+pub(crate) fn load(file: &Path) -> anyhow::Result<Compilation> {
     let text =
         fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     Ok(flow::compile_str(&text, SourceFormat::from_path(file)))
@@ -68,7 +62,7 @@ fn load(file: &Path) -> anyhow::Result<Compilation> {
 /// Prints every diagnostic as `FILE: node <id>: <message> (at <path>)`; errors go to
 /// stdout with the warnings so the list reads in order.
 #[allow(clippy::print_stdout)]
-fn report(file: &Path, compilation: &Compilation) {
+pub(crate) fn report(file: &Path, compilation: &Compilation) {
     for d in &compilation.diagnostics {
         println!("{}: {d}", file.display());
     }
@@ -128,4 +122,40 @@ fn graph(file: &Path, format: &str) -> anyhow::Result<ExitCode> {
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs each scenario file on a virtual clock; prints `PASS`/`FAIL` per file with a
+/// diff per failing step. Exit 1 when any scenario fails or cannot run.
+#[allow(clippy::print_stdout)]
+fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    use sluice_engine::scenario::{self, Scenario};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (mut passed, mut failed) = (0, 0);
+    for file in files {
+        let outcome = Scenario::load(file).and_then(|s| runtime.block_on(scenario::run(&s)));
+        match outcome {
+            Ok(outcome) if outcome.passed() => {
+                passed += 1;
+                println!("PASS {}: {}", file.display(), outcome.name);
+            }
+            Ok(outcome) => {
+                failed += 1;
+                println!("FAIL {}: {}", file.display(), outcome.name);
+                print!("{outcome}");
+            }
+            Err(error) => {
+                failed += 1;
+                println!("FAIL {}: {error}", file.display());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

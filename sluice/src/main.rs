@@ -4,7 +4,9 @@
 //! starts them; the logic lives in the library crates.
 
 mod dev;
+mod dlq;
 mod flow;
+mod flow_submit;
 mod logging;
 mod services;
 
@@ -37,6 +39,9 @@ enum Command {
     /// Work with flow definitions: validate, compile, draw, test and submit them.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Work with the dead-letter topic: replay records once their cause is fixed.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => services::ingest(args),
         Command::Actions(args) => services::actions(*args),
         Command::Flow(command) => flow::run(command),
+        Command::Dlq(command) => dlq::run(command),
     };
     match result {
         Ok(code) => code,

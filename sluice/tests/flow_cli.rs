@@ -169,8 +169,13 @@ fn graph_prints_mermaid_and_dot_that_graphviz_renders() {
 }
 
 #[test]
-fn test_and_submit_still_say_which_issue_builds_them() {
-    let out = sluice(&["flow", "test", "x.json"]);
+fn submit_needs_a_tenant() {
+    // (Submitting to real servers is covered by tests/flow_submit.rs.)
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["flow", "submit", "x.json"])
+        .env_remove("SLUICE_TENANT")
+        .output()
+        .expect("run sluice");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #4"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
 }

@@ -17,7 +17,7 @@ use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
     error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    producer::{FutureProducer, FutureRecord, Producer as _},
     types::RDKafkaErrorCode,
 };
 
@@ -219,6 +219,42 @@ impl EventBus for KafkaBus {
             consumer: Arc::new(consumer),
             group: group.to_owned(),
         }))
+    }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Option<Vec<i64>>> {
+        let producer = self.producer.clone();
+        let topic = topic.to_owned();
+        // Metadata and watermark requests block; keep them off the async worker threads.
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(10);
+            let client = producer.client();
+            let metadata = client
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(kafka_error(format!("reading metadata of {topic}")))?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .filter(|t| t.error().is_none())
+                .map(|t| t.partitions().len())
+                .ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
+            (0..partitions as i32)
+                .map(|partition| {
+                    client
+                        .fetch_watermarks(&topic, partition, timeout)
+                        .map(|(_low, high)| high)
+                        .map_err(kafka_error(format!(
+                            "reading the end offset of {topic}[{partition}]"
+                        )))
+                })
+                .collect::<Result<Vec<i64>>>()
+                .map(Some)
+        })
+        .await
+        .map_err(|join| Error::Kafka {
+            operation: format!("reading end offsets: {join}"),
+            source: KafkaError::Canceled,
+        })?
     }
 }
 

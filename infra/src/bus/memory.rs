@@ -154,6 +154,21 @@ impl EventBus for MemoryBus {
             round_robin: 0,
         }))
     }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Option<Vec<i64>>> {
+        let state = self.lock();
+        let topic = state
+            .topics
+            .get(topic)
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        Ok(Some(
+            topic
+                .partitions
+                .iter()
+                .map(|log| log.len() as i64)
+                .collect(),
+        ))
+    }
 }
 
 /// One assigned partition and the next offset to read from it.

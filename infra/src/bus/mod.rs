@@ -139,6 +139,15 @@ pub trait EventBus: Send + Sync {
     /// Joins consumer group `group` on `topics`. Reading starts after the group's
     /// committed offsets, or at the beginning when it has none.
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>>;
+
+    /// The next offset to be written in each partition of `topic`, indexed by partition
+    /// (Kafka's high watermarks): a reader that has consumed everything below them has
+    /// seen every record published before the call. `None` when the backend cannot tell;
+    /// callers then fall back to polling until the topic is quiet.
+    async fn end_offsets(&self, topic: &str) -> Result<Option<Vec<i64>>> {
+        let _ = topic;
+        Ok(None)
+    }
 }
 
 /// One group member's view of its assigned partitions.

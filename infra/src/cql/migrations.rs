@@ -59,6 +59,20 @@ each write is timestamped with its action''s created_at, so a late replay never 
         ) WITH comment = 'Support desk: the forum topic of each contact in the managers'' supergroup'",
         ],
     },
+    Migration {
+        version: 3,
+        description: "flow catalog: every submitted version of every flow",
+        statements: &["CREATE TABLE IF NOT EXISTS flows (
+            tenant text,
+            flow_id text,
+            version int,
+            source text,
+            content_hash text,
+            submitted_at timestamp,
+            PRIMARY KEY ((tenant, flow_id), version)
+        ) WITH CLUSTERING ORDER BY (version DESC)
+          AND comment = 'Every submitted flow version (source as canonical JSON); runs stay pinned to old ones'"],
+    },
 ];
 
 /// The bookkeeping table, created before any migration runs.

@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{ContactKey, StateStore, StoredState};
 use crate::{Error, Result};
@@ -15,11 +15,17 @@ use crate::{Error, Result};
 const CONTACT_STATE: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("contact_state");
 
-/// A [`StateStore`] in a `redb` file.
+/// The page cache `redb` may keep in memory (its default is 1 GiB): enough for a
+/// development machine's contacts and timers, and it bounds resident memory however
+/// many timers are pending.
+const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+/// A [`StateStore`] (and [`TimerStore`](super::TimerStore), see `file_timers.rs`)
+/// in a `redb` file.
 #[derive(Clone)]
 pub struct FileStore {
-    db: Arc<Database>,
-    path: String,
+    pub(super) db: Arc<Database>,
+    pub(super) path: String,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -30,7 +36,7 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-fn file_error(path: &str, operation: &str) -> impl FnOnce(redb::Error) -> Error {
+pub(super) fn file_error(path: &str, operation: &str) -> impl FnOnce(redb::Error) -> Error {
     let operation = format!("{operation} {path}");
     move |error| Error::File {
         operation,
@@ -49,12 +55,17 @@ impl FileStore {
                 message: e.to_string(),
             })?;
         }
-        let db = Database::create(path).map_err(|e| file_error(&name, "opening")(e.into()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| file_error(&name, "opening")(e.into()))?;
         let txn = db
             .begin_write()
             .map_err(|e| file_error(&name, "initialising")(e.into()))?;
         txn.open_table(CONTACT_STATE)
             .map_err(|e| file_error(&name, "initialising")(e.into()))?;
+        super::file_timers::create_tables(&txn)
+            .map_err(|e| file_error(&name, "initialising")(e))?;
         txn.commit()
             .map_err(|e| file_error(&name, "initialising")(e.into()))?;
         Ok(FileStore {
@@ -90,31 +101,34 @@ impl FileStore {
     fn save_blocking(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {
         let fail = || file_error(&self.path, "writing");
         let txn = self.db.begin_write().map_err(|e| fail()(e.into()))?;
-        {
-            let mut table = txn
-                .open_table(CONTACT_STATE)
-                .map_err(|e| fail()(e.into()))?;
-            let mut record = Vec::new();
-            for (key, state) in batch {
-                let id = (key.tenant.as_str(), key.contact_id.as_str());
-                let stored_version = table.get(id).map_err(|e| fail()(e.into()))?.and_then(|v| {
-                    v.value()
-                        .get(..8)
-                        .map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()))
-                });
-                if stored_version.is_some_and(|stored| stored > state.version) {
-                    continue;
-                }
-                record.clear();
-                record.extend_from_slice(&state.version.to_be_bytes());
-                record.extend_from_slice(&state.data);
-                table
-                    .insert(id, record.as_slice())
-                    .map_err(|e| fail()(e.into()))?;
-            }
-        }
+        save_states(&txn, batch).map_err(|e| fail()(e))?;
         txn.commit().map_err(|e| fail()(e.into()))
     }
+}
+
+/// Writes states within a write transaction, skipping any older than the stored one.
+pub(super) fn save_states(
+    txn: &WriteTransaction,
+    batch: &[(ContactKey, StoredState)],
+) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(CONTACT_STATE)?;
+    let mut record = Vec::new();
+    for (key, state) in batch {
+        let id = (key.tenant.as_str(), key.contact_id.as_str());
+        let stored_version = table.get(id)?.and_then(|v| {
+            v.value()
+                .get(..8)
+                .map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()))
+        });
+        if stored_version.is_some_and(|stored| stored > state.version) {
+            continue;
+        }
+        record.clear();
+        record.extend_from_slice(&state.version.to_be_bytes());
+        record.extend_from_slice(&state.data);
+        table.insert(id, record.as_slice())?;
+    }
+    Ok(())
 }
 
 #[async_trait]

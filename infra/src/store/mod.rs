@@ -1,4 +1,5 @@
-//! The state store: each contact's state as an opaque, versioned blob.
+//! The state store: each contact's state as an opaque, versioned blob, and the
+//! contacts' durable timers ([`TimerStore`]), written together with the states.
 //!
 //! The engine owns the state's encoding; the store only keeps the newest version
 //! per contact. A version is the input offset that produced the state, so a
@@ -7,7 +8,9 @@
 #[cfg(feature = "cql")]
 mod cql;
 mod file;
+mod file_timers;
 mod memory;
+mod timers;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use crate::{Error, Result};
 pub use cql::CqlStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use timers::{TimerChanges, TimerEntry, TimerId, TimerStore};
 
 /// Identifies one contact of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

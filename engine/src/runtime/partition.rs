@@ -1,0 +1,194 @@
+//! One partition of the embedded runtime: its contacts' inputs in order and its
+//! share of the timer service — the near-term timers in a [`TimerWheel`], loaded
+//! window by window from the durable [`TimerStore`](sluice_infra::store::TimerStore).
+//!
+//! Timers are fed through the same per-contact path as events ([`Processor`]).
+//! A popped timer is checked against the store first, so a timer that was
+//! cancelled, moved or already fired never fires (again).
+
+use std::time::Duration;
+
+use sluice_infra::{
+    bus::partition_for,
+    store::{ContactKey, TimerEntry},
+};
+use sluice_schemas::Event;
+
+use super::{
+    contact::{Processed, Processor},
+    wheel::TimerWheel,
+};
+use crate::{
+    Error, Result,
+    eval::{Input, TimerFired, TimerKey},
+};
+
+/// How the timer service pages and paces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerConfig {
+    /// Timers due within this much of now are held in memory.
+    pub horizon: Duration,
+    /// Timers read from the store per page.
+    pub page: usize,
+    /// At most this many due timers fire per turn before the partition takes live
+    /// events again, so a backlog after downtime cannot starve live traffic.
+    pub burst: usize,
+    /// At most this many timers fire per second per partition while draining.
+    pub rate: u32,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            horizon: Duration::from_secs(60),
+            page: 4096,
+            burst: 64,
+            rate: 2_000,
+        }
+    }
+}
+
+/// One partition's contacts: events in order, and their timers.
+#[derive(Debug)]
+pub struct Partition {
+    index: i32,
+    count: i32,
+    processor: Processor,
+    config: TimerConfig,
+    wheel: TimerWheel,
+    /// Every pending timer of this partition due before this is in the wheel.
+    loaded_until: i64,
+    /// The last timer read from the store: everything up to it is in the wheel.
+    cursor: Option<TimerEntry>,
+}
+
+impl Partition {
+    /// Partition `index` of `count`. Its wheel fills on the first [`Partition::load`].
+    pub fn new(index: i32, count: i32, processor: Processor, config: TimerConfig) -> Self {
+        Partition {
+            index,
+            count,
+            processor,
+            config,
+            wheel: TimerWheel::default(),
+            loaded_until: i64::MIN,
+            cursor: None,
+        }
+    }
+
+    fn owns(&self, contact: &ContactKey) -> bool {
+        partition_for(contact.to_string().as_bytes(), self.count) == self.index
+    }
+
+    fn loaded(&self, timer: &TimerEntry) -> bool {
+        timer.due_at < self.loaded_until || self.cursor.as_ref().is_some_and(|c| timer <= c)
+    }
+
+    fn remember(&mut self, processed: &Processed) {
+        for timer in &processed.timers_set {
+            if self.loaded(timer) {
+                self.wheel.insert(timer);
+            }
+        }
+    }
+
+    /// Processes an event of one of this partition's contacts at `now`.
+    pub async fn handle_event(&mut self, event: &Event, now: i64) -> Result<Processed> {
+        let contact = ContactKey::new(event.tenant.as_str(), event.contact_id.as_str());
+        let processed = self
+            .processor
+            .process(&contact, Input::Event(event), now)
+            .await?;
+        self.remember(&processed);
+        Ok(processed)
+    }
+
+    /// Reads at most `pages` pages of pending timers due before `until` into the
+    /// wheel. Returns whether everything due before `until` is loaded.
+    pub async fn load(&mut self, until: i64, pages: usize) -> Result<bool> {
+        for _ in 0..pages {
+            if self.loaded_until >= until {
+                return Ok(true);
+            }
+            let page = self
+                .processor
+                .store()
+                .due(self.cursor.as_ref(), until, self.config.page)
+                .await
+                .map_err(Error::Store)?;
+            let full = page.len() >= self.config.page;
+            for timer in &page {
+                if self.owns(&timer.contact) {
+                    self.wheel.insert(timer);
+                }
+            }
+            if let Some(last) = page.into_iter().last() {
+                self.cursor = Some(last);
+            }
+            if !full {
+                self.loaded_until = until;
+            }
+        }
+        Ok(self.loaded_until >= until)
+    }
+
+    /// Loads the window the horizon asks for at `now` (a bounded number of pages).
+    pub async fn refill(&mut self, now: i64) -> Result<bool> {
+        let horizon = i64::try_from(self.config.horizon.as_millis()).unwrap_or(i64::MAX);
+        if self.loaded_until > now.saturating_add(horizon / 2) {
+            return Ok(true);
+        }
+        self.load(now.saturating_add(horizon), 4).await
+    }
+
+    /// When the earliest timer in memory is due.
+    pub fn next_due(&self) -> Option<i64> {
+        self.wheel.next_due()
+    }
+
+    /// Until when the wheel is known to be complete.
+    pub fn loaded_until(&self) -> i64 {
+        self.loaded_until
+    }
+
+    /// Fires the earliest timer if it is due at `now`, through the contact's path.
+    /// `Ok(None)` when none is due; a popped timer that is no longer pending is
+    /// skipped (and reported as `Some` with an empty output).
+    pub async fn fire_next(&mut self, now: i64) -> Result<Option<Processed>> {
+        let Some(timer) = self.wheel.pop_due(now) else {
+            return Ok(None);
+        };
+        if !self
+            .processor
+            .store()
+            .contains(&timer)
+            .await
+            .map_err(Error::Store)?
+        {
+            return Ok(Some(Processed::default()));
+        }
+        let fired = TimerFired {
+            key: TimerKey {
+                run: timer.run,
+                token: timer.token,
+            },
+            due_at: timer.due_at,
+        };
+        let processed = self
+            .processor
+            .process(&timer.contact, Input::Timer(fired), now)
+            .await?;
+        self.remember(&processed);
+        Ok(Some(processed))
+    }
+
+    /// How timers are paged and paced.
+    pub fn config(&self) -> TimerConfig {
+        self.config
+    }
+
+    /// Timers held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.wheel.len()
+    }
+}
