@@ -324,3 +324,32 @@ fn a_failing_template_fails_the_run_with_its_reason() {
     assert!(o[0].contains("node m: template failed"), "{o:?}");
     assert!(h.actions.is_empty());
 }
+
+#[test]
+fn a_question_asked_in_quiet_hours_is_deferred_and_its_timeout_counts_from_then() {
+    for mode in ["defer", "skip"] {
+        let mut h = Harness::new(vec![
+            json!({ "id": "q", "name": "q", "version": 1, "kind": "event",
+            "triggers": [ { "event": "custom", "name": "go", "reentry": "always" } ],
+            "settings": { "timezone": "Europe/Berlin",
+                "quiet_hours": { "hours": { "from": "22:00", "to": "08:00" }, "mode": mode } },
+            "nodes": [
+                { "id": "ask", "type": "ask", "text": "How was it?", "expect": "text", "var": "answer",
+                  "timeout": "30m", "exits": { "answered": "thanks", "invalid": "late", "timeout": "late" } },
+                { "id": "thanks", "type": "send_message", "text": "thanks" },
+                { "id": "late", "type": "send_message", "text": "late" }
+            ] }),
+        ]);
+        // 23:00 Berlin (22:00Z): the question waits for 08:00 Berlin (07:00Z), whatever the
+        // mode (a question cannot be skipped: the run waits for its answer) ...
+        h.send(custom("e1", "go", &[], T0 + 12 * HOUR));
+        assert_eq!(h.actions.len(), 1, "{mode}");
+        assert_eq!(h.actions[0].not_before, Some(T0 + 21 * HOUR), "{mode}");
+        // ... and its timeout counts from then, not from the night.
+        assert_eq!(
+            h.timers.values().copied().collect::<Vec<_>>(),
+            vec![T0 + 21 * HOUR + 30 * MIN],
+            "{mode}"
+        );
+    }
+}

@@ -2,14 +2,15 @@
 //! validate it, ask again on an invalid answer while retries last, time out.
 //!
 //! The timeout counts from delivery: the timer is first set from when the question was
-//! queued, and re-armed from `message.sent` / `message.delivered` of the question's
-//! action id (see `offer.rs`).
+//! queued (or, during the flow's quiet hours, from when they end: a question is always
+//! deferred, never skipped, since the run waits for its answer), and re-armed from
+//! `message.sent` / `message.delivered` of the question's action id (see `offer.rs`).
 
 use std::time::Duration;
 
 use sluice_schemas::{ActionType, Button as OutButton, Event, Payload};
 
-use super::message::{buttons, text_message};
+use super::message::{buttons, quiet_until, text_message};
 use super::{Cx, render};
 use crate::eval::clock::parse_date;
 use crate::eval::conditions::{fold, number};
@@ -22,24 +23,27 @@ fn due(now: i64, timeout: Option<Duration>) -> Option<i64> {
     timeout.map(|t| now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)))
 }
 
+/// Sends the question; returns its step and when it is expected to go out (after the
+/// flow's quiet hours, if they hold now).
 fn question(
     m: &mut Machine<'_, '_>,
     run: &mut Run,
     cx: &Cx<'_>,
     text: String,
     list: Vec<OutButton>,
-) -> u32 {
+) -> (u32, i64) {
     let step = run.step;
+    let not_before = quiet_until(m, cx.flow);
     let payload = text_message(m, run, cx, text, list);
     m.action(
         run,
         &cx.node.id,
         ActionType::MessageSend,
         payload,
-        None,
+        not_before,
         cx.depth,
     );
-    step
+    (step, not_before.unwrap_or(m.now))
 }
 
 pub(super) fn ask(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step {
@@ -57,10 +61,10 @@ pub(super) fn ask(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step {
         Ok(b) => b,
         Err(e) => return Step::Fail(format!("template failed: {e}")),
     };
-    let step = question(m, run, cx, text, list);
+    let (step, sent_at) = question(m, run, cx, text, list);
     Step::Wait(Wait {
         kind: WaitKind::Reply { attempts: 0 },
-        due: due(m.now, *timeout),
+        due: due(sent_at, *timeout),
         sent_step: Some(step),
     })
 }
@@ -80,10 +84,10 @@ pub(super) fn consent(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> St
             title: "No".into(),
         },
     ];
-    let step = question(m, run, cx, text, list);
+    let (step, sent_at) = question(m, run, cx, text, list);
     Step::Wait(Wait {
         kind: WaitKind::Consent,
-        due: due(m.now, *timeout),
+        due: due(sent_at, *timeout),
         sent_step: Some(step),
     })
 }

@@ -12,7 +12,7 @@ use crate::eval::machine::Machine;
 use crate::eval::run::Run;
 use crate::eval::state::ContactState;
 use crate::eval::walk::Step;
-use crate::flow::{Button, NodeKind, QuietMode, exits};
+use crate::flow::{Button, CompiledFlow, NodeKind, QuietMode, exits};
 
 /// Where a message to the contact goes: channel type, channel id, address.
 pub(crate) fn target(state: &ContactState, event: &Event) -> (String, String, String) {
@@ -77,6 +77,12 @@ pub(crate) fn text_message(
     })
 }
 
+/// When the flow's quiet hours hold `now`, the instant they end.
+pub(super) fn quiet_until(m: &Machine<'_, '_>, flow: &CompiledFlow) -> Option<i64> {
+    let quiet = flow.settings.quiet_hours.as_ref()?;
+    end_of(m.now, m.tz(flow), &quiet.hours)
+}
+
 pub(super) fn send(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step {
     let flow = cx.flow;
     if let Some(cap) = flow.settings.frequency_cap {
@@ -87,7 +93,7 @@ pub(super) fn send(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step 
     }
     let mut not_before = None;
     if let Some(quiet) = &flow.settings.quiet_hours
-        && let Some(end) = end_of(m.now, m.tz(flow), &quiet.hours)
+        && let Some(end) = quiet_until(m, flow)
     {
         match quiet.mode {
             QuietMode::Defer => not_before = Some(end),
