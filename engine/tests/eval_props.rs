@@ -1,14 +1,18 @@
 //! Property tests of the evaluator's invariants: determinism (byte for byte), replayed
 //! events change nothing and keep their action ids, each timer fires at most once,
-//! contacts are independent of how their inputs interleave, and decoding a state never
-//! panics.
+//! also when events overtake their contact's due timers, contacts are independent of how
+//! their inputs interleave, and decoding a state never panics.
 
 mod common;
+
+use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
 use serde_json::json;
-use sluice_engine::eval::{ContactState, Disposition, FlowSet, Input, TimerFired, evaluate};
+use sluice_engine::eval::{
+    ContactState, Disposition, FlowSet, Input, TimerFired, TimerKey, evaluate,
+};
 use sluice_schemas::{Event, EventType, Payload, PaymentPayload, Scalar};
 
 fn set() -> FlowSet {
@@ -158,6 +162,42 @@ proptest! {
                 }
             } else if let Some(e) = make(i, op, at, "c-1") {
                 h.send(e);
+            }
+        }
+    }
+
+    /// Events overtake their contact's due timers (a busy worker, a backlog after
+    /// downtime): the overdue deadlines fire inside the event, in due order, and are
+    /// reported cancelled; their timers, fed afterwards, are stale, so each fires once.
+    #[test]
+    fn overdue_timers_fire_once_when_events_overtake_them(ops in prop::collection::vec(op(), 1..40)) {
+        let flows = set();
+        let mut state = ContactState::default();
+        let mut timers: BTreeMap<TimerKey, i64> = BTreeMap::new();
+        let mut at = T0;
+        for (i, op) in ops.iter().enumerate() {
+            if let Op::Advance(d) = op {
+                at += d;
+                continue;
+            }
+            let Some(e) = make(i, op, at, "c-1") else { continue };
+            let overdue: Vec<(TimerKey, i64)> =
+                timers.iter().filter(|(_, d)| **d <= at).map(|(k, d)| (*k, *d)).collect();
+            let out = evaluate(&flows, &mut state, Input::Event(&e), at);
+            prop_assert_eq!(out.disposition, Disposition::Applied);
+            for (key, _) in &overdue {
+                prop_assert!(out.timers_cancelled.contains(key), "{:?} not cancelled", key);
+            }
+            for key in &out.timers_cancelled {
+                timers.remove(key);
+            }
+            for t in &out.timers_set {
+                timers.insert(t.key, t.due_at);
+            }
+            for (key, due_at) in overdue {
+                let late = evaluate(&flows, &mut state, Input::Timer(TimerFired { key, due_at }), at);
+                prop_assert_eq!(late.disposition, Disposition::StaleTimer);
+                prop_assert!(late.actions.is_empty());
             }
         }
     }

@@ -14,6 +14,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not the system allocator: the evaluator allocates small, short-lived
+/// objects per event, and its throughput in BENCHMARKS.md was measured with mimalloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice: a distributed event-streaming pipeline that runs customer-messaging
 /// flows (triggers, conditions, waits, actions) for every contact in real time.
 #[derive(Debug, Parser)]

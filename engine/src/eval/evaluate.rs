@@ -5,6 +5,12 @@
 //! the state and `contact.created` is processed before it. Then the event is offered to
 //! waiting runs, to active runs' goals and exits, to triggers, and to pattern windows;
 //! internal events it causes are processed in the same call, in order.
+//!
+//! Timers fire in order with the contact's events: before an (applied) event is
+//! processed at `now`, every deadline of the contact due at or before `now` (run waits,
+//! the schedule and window slots) fires first, earliest first, exactly as its
+//! `TimerFired` would. The durable timer that arrives later is then stale and ignored,
+//! so each timer still fires once; the fired keys are listed in `timers_cancelled`.
 
 use sluice_schemas::{Event, EventType, Payload};
 
@@ -13,12 +19,81 @@ use super::machine::{Machine, Work};
 use super::run::{SCHEDULE_RUN, WINDOW_RUN, WaitKind};
 use super::state::{Channel, ContactState};
 use super::windows::timer_event;
-use super::{Disposition, FlowSet, Output, TimerFired};
+use super::{Disposition, FlowSet, Output, TimerFired, TimerKey};
 use crate::flow::exits;
 
 /// Work items one evaluation may process before it stops (a safety net behind the
 /// chain-depth and step limits).
 const MAX_WORK: usize = 10_000;
+
+/// Overdue deadlines one event fires before it is processed (a safety net against a
+/// deadline that keeps coming due at or before `now`; the rest fire as durable timers).
+const MAX_OVERDUE: usize = 1_000;
+
+/// The earliest deadline of the contact due at or before `now`, as its timer would fire.
+fn next_overdue(state: &ContactState, now: i64) -> Option<TimerFired> {
+    let runs = state.runs.iter().filter_map(|run| {
+        let due = run.wait?.due?;
+        Some((due, run.timer_key()))
+    });
+    let slots = state.clocks.iter().flat_map(|c| {
+        [
+            (SCHEDULE_RUN, c.schedule_timer),
+            (WINDOW_RUN, c.window_timer),
+        ]
+        .into_iter()
+        .filter_map(|(run, slot)| {
+            let key = TimerKey {
+                run,
+                token: slot.token,
+            };
+            Some((slot.due?, key))
+        })
+    });
+    runs.chain(slots)
+        .filter(|(due, _)| *due <= now)
+        .min()
+        .map(|(due_at, key)| TimerFired { key, due_at })
+}
+
+/// Appends a later part of this evaluation's output: a timer set earlier and cancelled
+/// later is dropped from both lists.
+fn merge(out: &mut Output, part: Output) {
+    out.actions.extend(part.actions);
+    out.emitted.extend(part.emitted);
+    for key in part.timers_cancelled {
+        let before = out.timers_set.len();
+        out.timers_set.retain(|t| t.key != key);
+        if out.timers_set.len() == before && !out.timers_cancelled.contains(&key) {
+            out.timers_cancelled.push(key);
+        }
+    }
+    out.timers_set.extend(part.timers_set);
+}
+
+/// Fires, in due order, the contact's deadlines due at or before `now`.
+fn fire_overdue(flows: &FlowSet, state: &mut ContactState, now: i64) -> Output {
+    let mut out = Output::default();
+    for _ in 0..MAX_OVERDUE {
+        let Some(fired) = next_overdue(state, now) else {
+            break;
+        };
+        let part = on_timer(flows, state, fired, now);
+        if part.disposition != Disposition::Applied {
+            break;
+        }
+        // The durable timer is still stored; it is stale from now on.
+        merge(
+            &mut out,
+            Output {
+                timers_cancelled: vec![fired.key],
+                ..Output::default()
+            },
+        );
+        merge(&mut out, part);
+    }
+    out
+}
 
 pub(super) fn on_event(
     flows: &FlowSet,
@@ -33,6 +108,11 @@ pub(super) fn on_event(
             ..Output::default()
         };
     }
+    let mut out = if state.created {
+        fire_overdue(flows, state, now)
+    } else {
+        Output::default()
+    };
     let depth = u32::try_from(event.chain_depth).unwrap_or(0);
     let mut m = Machine::new(flows, state, now, event.id.clone(), depth);
     m.state.remember(id_hash);
@@ -52,7 +132,11 @@ pub(super) fn on_event(
     m.handle(event, 0);
     m.drain();
     m.sync_schedule();
-    m.out
+    if out == Output::default() {
+        return m.out;
+    }
+    merge(&mut out, m.out);
+    out
 }
 
 pub(super) fn on_timer(
@@ -69,7 +153,6 @@ pub(super) fn on_timer(
         return stale;
     }
     let key = fired.key;
-    let tag = format!("timer:{}:{}", key.run, key.token);
     match key.run {
         SCHEDULE_RUN | WINDOW_RUN => {
             let slot = match (&state.clocks, key.run) {
@@ -81,7 +164,7 @@ pub(super) fn on_timer(
                 return stale;
             }
             let event = timer_event(state, key, fired.due_at, "");
-            let mut m = Machine::new(flows, state, now, tag, 0);
+            let mut m = Machine::new(flows, state, now, event.id.clone(), 0);
             m.sync_windows();
             if key.run == SCHEDULE_RUN {
                 m.schedule_due(fired.due_at, &event);
@@ -115,7 +198,7 @@ pub(super) fn on_timer(
                 WaitKind::Timer => exits::NEXT,
                 _ => exits::TIMEOUT,
             };
-            let mut m = Machine::new(flows, state, now, tag, 0);
+            let mut m = Machine::new(flows, state, now, event.id.clone(), 0);
             m.sync_windows();
             m.resume(index, slot, &event, 0, true);
             if !flows.triggered_by(EventType::WaitExpired).is_empty() {

@@ -32,7 +32,12 @@
 //!   with an emitted `flow.failed` naming the limit.
 //! - **Timers**: run timers are keyed by (run id, wait token); contact-level timers use
 //!   reserved run ids: [`SCHEDULE_RUN`] (one timer at the earliest scheduled trigger) and
-//!   [`WINDOW_RUN`] (one timer at the earliest pattern-window deadline).
+//!   [`WINDOW_RUN`] (one timer at the earliest pattern-window deadline). Timers fire
+//!   in order with the contact's events: before an event is processed at `now`, every
+//!   deadline of the contact due at or before `now` fires first, earliest first, as its
+//!   [`TimerFired`] would (so a reply processed at 10:05 sees the timeout due at 10:00,
+//!   however late the timer service is); its key is listed in `timers_cancelled`, and
+//!   the durable timer arriving later is [`Disposition::StaleTimer`], so it fires once.
 //! - **Sub-flows** of the same contact start inside the evaluation (no `flow.start`
 //!   action); the parent resumes on the child's `flow.completed` with its variables as
 //!   `vars.<result_var>.<name>`.

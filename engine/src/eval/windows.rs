@@ -335,7 +335,7 @@ pub(crate) fn timer_event(
         origin: None,
         chain_depth: 0,
         payload: Payload::Timer(TimerPayload {
-            run_id: format!("{:016x}", key.run),
+            run_id: super::ids::hex64(key.run),
             node_id: node.to_owned(),
             due_at,
         }),
