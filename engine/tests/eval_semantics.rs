@@ -353,3 +353,21 @@ fn a_question_asked_in_quiet_hours_is_deferred_and_its_timeout_counts_from_then(
         );
     }
 }
+
+#[test]
+fn linking_an_identity_records_it_in_the_contact_state() {
+    let mut h = Harness::new(vec![simple(
+        "echo",
+        json!({ "event": "message.received" }),
+        say("echo"),
+    )]);
+    h.send(msg("m1", "hi", T0));
+    h.send(custom(
+        "link-1",
+        sluice_engine::eval::LINK_IDENTITY,
+        &[("urn", Scalar::String("whatsapp:4915112345678".into()))],
+        T0 + MIN,
+    ));
+    let urns: Vec<&str> = h.state.urns.iter().map(|u| &**u).collect();
+    assert_eq!(urns, ["telegram:42", "whatsapp:4915112345678"]);
+}

@@ -12,7 +12,7 @@
 //! `TimerFired` would. The durable timer that arrives later is then stale and ignored,
 //! so each timer still fires once; the fired keys are listed in `timers_cancelled`.
 
-use sluice_schemas::{Event, EventType, Payload};
+use sluice_schemas::{Event, EventType, Payload, Scalar};
 
 use super::ids::event_hash;
 use super::machine::{Machine, Work};
@@ -300,5 +300,17 @@ impl Machine<'_, '_> {
         {
             self.profile_dirty = true;
         }
+        // Linking identities is explicit: a `custom` event `contact.link_identity` with a
+        // string field `urn` adds that identity to this contact (see the README, Ingest).
+        if let Payload::Custom(c) = &event.payload
+            && c.name == LINK_IDENTITY
+            && let Some(Scalar::String(urn)) = c.fields.get("urn")
+            && !urn.is_empty()
+        {
+            self.state.add_urn(urn);
+        }
     }
 }
+
+/// The `custom` event name that links another identity (field `urn`) to a contact.
+pub const LINK_IDENTITY: &str = "contact.link_identity";

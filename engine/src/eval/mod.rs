@@ -72,6 +72,7 @@ pub use windows::{WindowData, WindowState};
 use sluice_schemas::{Action, Event};
 
 mod evaluate;
+pub use evaluate::LINK_IDENTITY;
 use evaluate::{on_event, on_timer};
 
 /// What the evaluator is asked to process for one contact.
