@@ -16,5 +16,6 @@ pub mod eval;
 pub mod flow;
 pub mod runtime;
 pub mod scenario;
+pub mod service;
 
 pub use error::{Error, Result};

@@ -81,6 +81,19 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
         );
     }
     assert_eq!(seen.len(), 100, "every published record is consumed once");
+    assert_eq!(
+        subscription
+            .assignment(&topic)
+            .expect("reading the assignment"),
+        (0..PARTITIONS).collect::<Vec<_>>(),
+        "a lone member owns every partition"
+    );
+    assert!(
+        subscription
+            .assignment("not-subscribed")
+            .unwrap()
+            .is_empty()
+    );
 
     // Per key, records come in the order they were published.
     let mut per_key: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -99,6 +112,47 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
             "{key} out of order: {seqs:?}"
         );
     }
+
+    // A paused partition delivers nothing while the others go on; resumed, it
+    // continues where it stopped.
+    let extra: Vec<Record> = (0..PARTITIONS * 4)
+        .map(|i| Record::new(format!("acme/extra-{i}"), format!("extra-{i}")))
+        .collect();
+    let extra_positions = bus.publish(&topic, extra).await.expect("publishing more");
+    subscription.pause(&topic, &[0]).expect("pausing");
+    let mut during = Vec::new();
+    let others = extra_positions.iter().filter(|p| p.partition != 0).count();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while during.len() < others && tokio::time::Instant::now() < deadline {
+        during.extend(
+            subscription
+                .poll(64, Duration::from_millis(500))
+                .await
+                .unwrap(),
+        );
+    }
+    during.extend(
+        subscription
+            .poll(64, Duration::from_millis(500))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(during.len(), others, "everything but the paused partition");
+    assert!(during.iter().all(|d| d.position.partition != 0));
+    subscription.resume(&topic, &[0]).expect("resuming");
+    let paused = extra_positions.len() - others;
+    let mut after = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while after.len() < paused && tokio::time::Instant::now() < deadline {
+        after.extend(
+            subscription
+                .poll(64, Duration::from_millis(500))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(after.len(), paused, "the paused partition's records, once");
+    assert!(after.iter().all(|d| d.position.partition == 0));
 
     // Commit the first half of each partition, leave, and rejoin: the group
     // resumes after the committed offsets and sees exactly the rest.
@@ -119,6 +173,8 @@ async fn bus_behaviour(bus: Arc<dyn EventBus>) {
             expected_rest += 1;
         }
     }
+    // The extra records were never committed: they come again too.
+    expected_rest += extra_positions.len();
     for position in last_kept.values() {
         subscription.commit(&topic, *position).expect("committing");
     }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_infra::{
     cql::{Cql, CqlConfig, MIGRATIONS},
-    store::{self, ContactKey, CqlStore, FileStore, MemoryStore, StateStore, StoredState},
+    store::{
+        self, ContactKey, CqlStore, CqlTimerStore, FileStore, MemoryStore, StateStore, StoredState,
+        TimerChanges, TimerEntry, TimerStore,
+    },
     testing,
 };
 
@@ -132,4 +135,52 @@ fn cql_urls_are_checked() {
         let error = CqlConfig::from_url(url).unwrap_err();
         assert!(error.to_string().contains(needle), "{url}: {error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cql_timer_store_behaviour() {
+    let Some(node) = testing::cql() else {
+        return;
+    };
+    let keyspace = testing::unique_name("sluice_timers").to_lowercase();
+    let keyspace = &keyspace[..keyspace.len().min(48)];
+    let url = format!("cql://{node}/{keyspace}?replication_factor=1");
+    let cql = Cql::connect(&CqlConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    let store = Arc::new(CqlTimerStore::new(cql, 4).await.unwrap());
+    testing::timer_store_behaviour(store.clone()).await;
+    // What is left, read per partition: each timer is in exactly its partition's shards.
+    let left = testing::timer_entry(2_000, "c-1", 2, 1);
+    let mut found = Vec::new();
+    for partition in 0..4 {
+        found.extend(
+            store
+                .due_in(partition, 4, None, i64::MAX, 10)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(found, vec![left.clone()]);
+    // Many timers on one instant spread over sub-shards and page in order.
+    let burst: Vec<TimerEntry> = (0..40)
+        .map(|i| testing::timer_entry(90_000, &format!("burst-{i}"), 1, 1))
+        .collect();
+    let changes = TimerChanges {
+        set: burst.clone(),
+        cancel: vec![],
+    };
+    store.commit(&[], &changes).await.unwrap();
+    let mut expected = burst;
+    expected.push(left);
+    expected.sort();
+    let mut paged = Vec::new();
+    loop {
+        let page = store.due(paged.last(), i64::MAX, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
 }

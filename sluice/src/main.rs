@@ -78,14 +78,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Says plainly that a command is not built yet, and which issue builds it.
-fn not_yet(what: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!(
-            "sluice: {what} is not implemented yet (tracked in issue #{issue}); nothing was done."
-        );
-    }
-    Ok(ExitCode::from(2))
-}

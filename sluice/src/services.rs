@@ -1,22 +1,20 @@
-//! The three distributed services. Their flags are fixed now so that manifests and
-//! docs can name them; `ingest` runs (issue #6), the others arrive with their issues.
+//! The three distributed services: flags → config, then the service until SIGTERM.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use sluice_infra::{
     bus::{TopicSpec, topics},
-    cql::{Cql, CqlConfig},
     telemetry::Telemetry,
 };
 use sluice_ingest::{Ingest, IngestConfig, IngestSettings};
 
-use crate::not_yet;
-
 mod actions;
+mod engine;
 
 pub(crate) use actions::ActionsArgs;
+pub(crate) use engine::EngineArgs;
 
 /// Flags every service shares.
 #[derive(Debug, Args)]
@@ -28,29 +26,6 @@ pub(crate) struct CommonArgs {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub(crate) metrics_addr: SocketAddr,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct EngineArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-
-    /// State store: `cql://host:port[,host:port]/keyspace[?replication_factor=N]` or `memory://`.
-    #[arg(
-        long,
-        env = "SLUICE_STORE",
-        default_value = "cql://127.0.0.1:9042/sluice"
-    )]
-    store: String,
-
-    #[command(subcommand)]
-    command: Option<EngineCommand>,
-}
-
-#[derive(Debug, Subcommand)]
-enum EngineCommand {
-    /// Create or migrate the CQL keyspace and tables, idempotently, then exit.
-    Migrate,
 }
 
 #[derive(Debug, Args)]
@@ -119,26 +94,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub(crate) fn engine(args: EngineArgs) -> anyhow::Result<ExitCode> {
-    match args.command {
-        Some(EngineCommand::Migrate) => {
-            let config = CqlConfig::from_url(&args.store)?;
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let cql = runtime.block_on(Cql::connect(&config))?;
-            let versions = runtime.block_on(cql.applied_migrations())?;
-            tracing::info!(store = %args.store, ?versions, "CQL schema is current");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => not_yet(
-            &format!(
-                "`sluice engine` (consuming {} from {}, state in {}, metrics on {})",
-                topics::EVENTS,
-                args.common.bus,
-                args.store,
-                args.common.metrics_addr
-            ),
-            5,
-        ),
-    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(engine::run(args))
 }
 
 pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -183,7 +140,7 @@ pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (what Kubernetes sends).
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

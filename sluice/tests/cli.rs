@@ -1,5 +1,5 @@
-//! The binary's own surface: version, help, the services that are not built yet
-//! saying so plainly, and `engine migrate` against the real CQL server.
+//! The binary's own surface: version, help, usage errors, and `engine migrate`
+//! against the real CQL server.
 
 use std::process::{Command, Output};
 

@@ -1,4 +1,5 @@
-//! The embedded runtime: what `sluice dev` and `sluice flow test` run flows on.
+//! The runtime flows run on: embedded (`sluice dev`, `sluice flow test`) and, with
+//! Kafka and CQL behind the same traits, distributed ([`crate::service`]).
 //!
 //! - An in-process bus partitioned by contact like Kafka (`MemoryBus`); one
 //!   [`Runtime`] consumer routes `sluice.events` to one worker per partition, so
@@ -18,15 +19,19 @@
 
 mod clock;
 mod contact;
+mod metrics;
 mod partition;
 mod service;
 mod wheel;
 
 pub use clock::{Clock, VirtualClock, WallClock};
 pub use contact::{Processed, Processor};
+pub use metrics::EngineMetrics;
 pub use partition::{Partition, TimerConfig};
-pub use service::{Runtime, Stats};
+pub use service::{Runtime, RuntimeOptions, Stats};
 pub use wheel::TimerWheel;
+
+use sluice_infra::store::ContactKey;
 
 use crate::eval::{self, ContactState, FlowSet, Input, Output};
 
@@ -35,6 +40,19 @@ use crate::eval::{self, ContactState, FlowSet, Input, Output};
 pub trait Evaluator: Send + Sync {
     /// Processes one input for one contact (see [`eval::evaluate`]).
     fn evaluate(&self, state: &mut ContactState, input: Input<'_>, now: i64) -> Output;
+
+    /// Processes one input of `contact`. Evaluators that choose flows by tenant
+    /// (the flow catalog) override this; by default it is [`Evaluator::evaluate`].
+    fn evaluate_for(
+        &self,
+        contact: &ContactKey,
+        state: &mut ContactState,
+        input: Input<'_>,
+        now: i64,
+    ) -> Output {
+        let _ = contact;
+        self.evaluate(state, input, now)
+    }
 }
 
 impl Evaluator for FlowSet {

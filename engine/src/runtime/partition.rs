@@ -113,7 +113,13 @@ impl Partition {
             let page = self
                 .processor
                 .store()
-                .due(self.cursor.as_ref(), until, self.config.page)
+                .due_in(
+                    self.index,
+                    self.count,
+                    self.cursor.as_ref(),
+                    until,
+                    self.config.page,
+                )
                 .await
                 .map_err(Error::Store)?;
             let full = page.len() >= self.config.page;
@@ -180,6 +186,25 @@ impl Partition {
             .await?;
         self.remember(&processed);
         Ok(Some(processed))
+    }
+
+    /// Forgets the timers in memory, so the next [`refill`](Self::refill) reads them
+    /// from the store again: after the partition was revoked and assigned back,
+    /// another replica may have changed them.
+    pub fn reset(&mut self) {
+        self.wheel = TimerWheel::default();
+        self.loaded_until = i64::MIN;
+        self.cursor = None;
+    }
+
+    /// The partition's number.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// The metrics its processor records on, if any.
+    pub fn metrics(&self) -> Option<&super::EngineMetrics> {
+        self.processor.metrics()
     }
 
     /// How timers are paged and paced.

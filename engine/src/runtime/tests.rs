@@ -352,3 +352,137 @@ proptest::proptest! {
         });
     }
 }
+
+/// A store that cannot load one contact's state while `down` is set, as if its
+/// replica were unreachable.
+struct Stuck {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl sluice_infra::store::StateStore for Stuck {
+    async fn load(
+        &self,
+        key: &ContactKey,
+    ) -> sluice_infra::Result<Option<sluice_infra::store::StoredState>> {
+        if key.contact_id == "stuck" && self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sluice_infra::Error::Cql {
+                operation: "loading".into(),
+                message: "unreachable".into(),
+                retryable: true,
+            });
+        }
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        batch: &[(ContactKey, sluice_infra::store::StoredState)],
+    ) -> sluice_infra::Result<()> {
+        self.inner.save(batch).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TimerStore for Stuck {
+    async fn commit(
+        &self,
+        states: &[(ContactKey, sluice_infra::store::StoredState)],
+        timers: &sluice_infra::store::TimerChanges,
+    ) -> sluice_infra::Result<()> {
+        self.inner.commit(states, timers).await
+    }
+
+    async fn due(
+        &self,
+        after: Option<&sluice_infra::store::TimerEntry>,
+        before: i64,
+        limit: usize,
+    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
+        self.inner.due(after, before, limit).await
+    }
+
+    async fn contains(
+        &self,
+        timer: &sluice_infra::store::TimerEntry,
+    ) -> sluice_infra::Result<bool> {
+        self.inner.contains(timer).await
+    }
+}
+
+#[tokio::test]
+async fn a_partition_stuck_on_its_store_does_not_stop_the_others() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const PARTITIONS: i32 = 2;
+    let stuck_partition = sluice_infra::bus::partition_for(b"acme/stuck", PARTITIONS);
+    let other = (0..)
+        .map(|i| format!("c-{i}"))
+        .find(|c| {
+            sluice_infra::bus::partition_for(format!("acme/{c}").as_bytes(), PARTITIONS)
+                != stuck_partition
+        })
+        .unwrap();
+    let store = Arc::new(Stuck {
+        inner: MemoryStore::default(),
+        down: true.into(),
+    });
+    let bus = MemoryBus::new(PARTITIONS);
+    bus.ensure_topics(&TopicSpec::sluice_topics(PARTITIONS, 1))
+        .await
+        .unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(bus);
+    // More than a worker's inbox and a poll hold.
+    let now = WallClock.now() + 3_600_000;
+    let records: Vec<Record> = (0..1_600)
+        .map(|n| {
+            let e = event(n + 1, "stuck", now);
+            Record::new(e.key(), e.encode().unwrap())
+        })
+        .collect();
+    bus.publish(topics::EVENTS, records).await.unwrap();
+
+    let evaluator = Arc::new(StandIn {
+        delay: 3_600_000,
+        ..StandIn::default()
+    });
+    let processor = Processor::new(evaluator, store.clone(), Arc::clone(&bus));
+    let partitions = (0..PARTITIONS)
+        .map(|i| Partition::new(i, PARTITIONS, processor.clone(), TimerConfig::default()))
+        .collect();
+    let runtime = Runtime::start(Arc::clone(&bus), "test", partitions, Arc::new(WallClock))
+        .await
+        .unwrap();
+    let wait_for = |count: u64| {
+        let stats = runtime.stats();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while stats.events.load(SeqCst) < count {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} of {count} events processed",
+                    stats.events.load(SeqCst)
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Once the stuck worker's inbox is full, the other partition's events arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records: Vec<Record> = (0..20)
+        .map(|n| {
+            let e = event(2_000 + n, &other, now);
+            Record::new(e.key(), e.encode().unwrap())
+        })
+        .collect();
+    bus.publish(topics::EVENTS, records).await.unwrap();
+    wait_for(20).await;
+    assert_eq!(
+        runtime.stats().events.load(SeqCst),
+        20,
+        "the stuck partition waits"
+    );
+    store.down.store(false, SeqCst);
+    wait_for(1_620).await;
+    runtime.shutdown().await;
+}

@@ -258,6 +258,14 @@ impl EventBus for KafkaBus {
     }
 }
 
+fn partition_list(topic: &str, partitions: &[i32]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for &partition in partitions {
+        list.add_partition(topic, partition);
+    }
+    list
+}
+
 struct KafkaSubscription {
     consumer: Arc<BaseConsumer>,
     group: String,
@@ -337,6 +345,36 @@ impl Subscription for KafkaSubscription {
                 "storing offset {} of {topic}[{}] for group {}",
                 position.offset, position.partition, self.group
             )))
+    }
+
+    fn pause(&mut self, topic: &str, partitions: &[i32]) -> Result<()> {
+        let list = partition_list(topic, partitions);
+        self.consumer.pause(&list).map_err(kafka_error(format!(
+            "pausing {topic}{partitions:?} for group {}",
+            self.group
+        )))
+    }
+
+    fn resume(&mut self, topic: &str, partitions: &[i32]) -> Result<()> {
+        let list = partition_list(topic, partitions);
+        self.consumer.resume(&list).map_err(kafka_error(format!(
+            "resuming {topic}{partitions:?} for group {}",
+            self.group
+        )))
+    }
+
+    fn assignment(&self, topic: &str) -> Result<Vec<i32>> {
+        let assigned = self.consumer.assignment().map_err(kafka_error(format!(
+            "reading the assignment of group {}",
+            self.group
+        )))?;
+        let mut partitions: Vec<i32> = assigned
+            .elements_for_topic(topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        partitions.sort_unstable();
+        Ok(partitions)
     }
 
     async fn close(self: Box<Self>) -> Result<()> {

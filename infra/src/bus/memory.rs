@@ -144,6 +144,7 @@ impl EventBus for MemoryBus {
                         topic: topic.to_owned(),
                         partition,
                         next,
+                        paused: false,
                     }),
             );
         }
@@ -176,6 +177,7 @@ struct Assigned {
     topic: String,
     partition: usize,
     next: i64,
+    paused: bool,
 }
 
 struct MemorySubscription {
@@ -187,6 +189,15 @@ struct MemorySubscription {
 }
 
 impl MemorySubscription {
+    fn set_paused(&mut self, topic: &str, partitions: &[i32], paused: bool) {
+        for assigned in &mut self.assigned {
+            let listed = i32::try_from(assigned.partition).is_ok_and(|p| partitions.contains(&p));
+            if assigned.topic == topic && listed {
+                assigned.paused = paused;
+            }
+        }
+    }
+
     fn take(&mut self, max: usize) -> Vec<Delivered> {
         let state = self.bus.lock();
         let mut out = Vec::new();
@@ -197,6 +208,9 @@ impl MemorySubscription {
                 break;
             }
             let assigned = &mut self.assigned[(self.round_robin + step) % count];
+            if assigned.paused {
+                continue;
+            }
             let Some(log) = state
                 .topics
                 .get(&assigned.topic)
@@ -255,6 +269,27 @@ impl Subscription for MemorySubscription {
             .ok_or_else(|| Error::UnknownTopic(format!("{topic}[{}]", position.partition)))?;
         *slot = (*slot).max(position.offset + 1);
         Ok(())
+    }
+
+    fn pause(&mut self, topic: &str, partitions: &[i32]) -> Result<()> {
+        self.set_paused(topic, partitions, true);
+        Ok(())
+    }
+
+    fn resume(&mut self, topic: &str, partitions: &[i32]) -> Result<()> {
+        self.set_paused(topic, partitions, false);
+        Ok(())
+    }
+
+    fn assignment(&self, topic: &str) -> Result<Vec<i32>> {
+        let mut partitions: Vec<i32> = self
+            .assigned
+            .iter()
+            .filter(|a| a.topic == topic)
+            .filter_map(|a| i32::try_from(a.partition).ok())
+            .collect();
+        partitions.sort_unstable();
+        Ok(partitions)
     }
 
     async fn close(self: Box<Self>) -> Result<()> {

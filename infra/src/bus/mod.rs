@@ -161,6 +161,19 @@ pub trait Subscription: Send {
     /// the group resumes after it. Call only once the records' effects are durable.
     fn commit(&mut self, topic: &str, position: Position) -> Result<()>;
 
+    /// Stops delivering records of these partitions of `topic` until
+    /// [`resume`](Self::resume)d, while polling goes on — so a member whose
+    /// processing is stuck keeps its place in the group (Kafka's
+    /// `max.poll.interval.ms`) instead of blocking its poll loop.
+    fn pause(&mut self, topic: &str, partitions: &[i32]) -> Result<()>;
+
+    /// Delivers records of these partitions again, from where delivery stopped.
+    fn resume(&mut self, topic: &str, partitions: &[i32]) -> Result<()>;
+
+    /// The partitions of `topic` currently assigned to this member, ascending (empty
+    /// before the group's first assignment). Changes on rebalance.
+    fn assignment(&self, topic: &str) -> Result<Vec<i32>>;
+
     /// Commits synchronously and leaves the group.
     async fn close(self: Box<Self>) -> Result<()>;
 }

@@ -73,6 +73,40 @@ each write is timestamped with its action''s created_at, so a late replay never 
         ) WITH CLUSTERING ORDER BY (version DESC)
           AND comment = 'Every submitted flow version (source as canonical JSON); runs stay pinned to old ones'"],
     },
+    Migration {
+        version: 4,
+        description: "durable timers: rows bucketed by (shard, minute), expiring whole by TTL",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS timers (
+            shard int,
+            bucket bigint,
+            due_at bigint,
+            tenant text,
+            contact_id text,
+            run bigint,
+            wait_token int,
+            cancelled boolean,
+            PRIMARY KEY ((shard, bucket), due_at, tenant, contact_id, run, wait_token)
+        ) WITH default_time_to_live = 604800
+          AND compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'HOURS', 'compaction_window_size': 6}
+          AND comment = 'Pending timers by (shard, due-time bucket); never deleted: cancelled ones are marked, all expire by TTL'",
+            "CREATE TABLE IF NOT EXISTS timer_buckets (
+            shard int,
+            bucket bigint,
+            PRIMARY KEY ((shard), bucket)
+        ) WITH default_time_to_live = 604800
+          AND comment = 'Which timer buckets of a shard may hold timers; expires with them'",
+            "CREATE TABLE IF NOT EXISTS timer_ids (
+            tenant text,
+            contact_id text,
+            run bigint,
+            wait_token int,
+            due_at bigint,
+            PRIMARY KEY ((tenant, contact_id), run, wait_token)
+        ) WITH default_time_to_live = 604800
+          AND comment = 'Each timer''s current due time by id (a sentinel once cancelled or fired)'",
+        ],
+    },
 ];
 
 /// The bookkeeping table, created before any migration runs.

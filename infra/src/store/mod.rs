@@ -7,6 +7,8 @@
 
 #[cfg(feature = "cql")]
 mod cql;
+#[cfg(feature = "cql")]
+mod cql_timers;
 mod file;
 mod file_timers;
 mod memory;
@@ -22,6 +24,8 @@ use crate::{Error, Result};
 
 #[cfg(feature = "cql")]
 pub use cql::CqlStore;
+#[cfg(feature = "cql")]
+pub use cql_timers::{BUCKET_MS, CqlTimerStore, GRACE, SUB_SHARDS};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use timers::{TimerChanges, TimerEntry, TimerId, TimerStore};
@@ -105,6 +109,44 @@ pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>> {
         other => Err(Error::config(
             url,
             format!("unknown store scheme {other:?}; expected memory or cql"),
+        )),
+    }
+}
+
+/// Connects to a store that also keeps timers (see [`connect`] for the URLs).
+/// `partitions` is the events topic's partition count: a CQL store shards timers by it.
+pub async fn connect_timers(url: &str, partitions: i32) -> Result<Arc<dyn TimerStore>> {
+    let (scheme, _) = url.split_once("://").ok_or_else(|| {
+        Error::config(
+            url,
+            "expected memory://, file:// or cql://host:port/keyspace",
+        )
+    })?;
+    match scheme {
+        "memory" => Ok(Arc::new(MemoryStore::default())),
+        "file" => {
+            let path = url.trim_start_matches("file://");
+            if path.is_empty() {
+                return Err(Error::config(url, "expected file:///path/to/sluice.redb"));
+            }
+            Ok(Arc::new(FileStore::open(path)?))
+        }
+        #[cfg(feature = "cql")]
+        "cql" => {
+            let cql = crate::cql::Cql::connect(&crate::cql::CqlConfig::from_url(url)?).await?;
+            Ok(Arc::new(CqlTimerStore::new(cql, partitions).await?))
+        }
+        #[cfg(not(feature = "cql"))]
+        "cql" => {
+            let _ = partitions;
+            Err(Error::NotCompiled {
+                scheme: scheme.to_owned(),
+                feature: "cql",
+            })
+        }
+        other => Err(Error::config(
+            url,
+            format!("unknown store scheme {other:?}; expected memory, file or cql"),
         )),
     }
 }

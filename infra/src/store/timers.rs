@@ -84,6 +84,21 @@ pub trait TimerStore: StateStore {
         limit: usize,
     ) -> Result<Vec<TimerEntry>>;
 
+    /// Like [`due`](Self::due), but a store that shards timers by the events topic's
+    /// partition may return only those of contacts on `partition` of `partitions`
+    /// (callers filter either way). By default, all of them.
+    async fn due_in(
+        &self,
+        partition: i32,
+        partitions: i32,
+        after: Option<&TimerEntry>,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>> {
+        let _ = (partition, partitions);
+        self.due(after, before, limit).await
+    }
+
     /// Whether this exact timer (id and due time) is still pending.
     async fn contains(&self, timer: &TimerEntry) -> Result<bool>;
 }
@@ -92,76 +107,11 @@ pub trait TimerStore: StateStore {
 mod tests {
     use std::sync::Arc;
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::store::{FileStore, MemoryStore};
-
-    fn entry(due_at: i64, contact: &str, run: u64, token: u32) -> TimerEntry {
-        TimerEntry {
-            due_at,
-            contact: ContactKey::new("acme", contact),
-            run,
-            token,
-        }
-    }
-
-    /// The behaviour every timer store must have.
-    async fn timer_store_behaviour(store: Arc<dyn TimerStore>) {
-        assert!(store.due(None, i64::MAX, 10).await.unwrap().is_empty());
-        let a = entry(3_000, "c-1", 1, 1);
-        let b = entry(1_000, "c-2", 7, 2);
-        let c = entry(2_000, "c-1", 2, 1);
-        let d = entry(-5, "c-3", 1, 1);
-        let state = StoredState {
-            version: 1,
-            data: Bytes::from_static(b"s1"),
-        };
-        let changes = TimerChanges {
-            set: vec![a.clone(), b.clone(), c.clone(), d.clone()],
-            cancel: vec![],
-        };
-        store
-            .commit(&[(a.contact.clone(), state.clone())], &changes)
-            .await
-            .unwrap();
-        assert_eq!(store.load(&a.contact).await.unwrap(), Some(state));
-
-        // Firing order, exclusive upper bound, paging with a cursor.
-        let all = store.due(None, i64::MAX, 10).await.unwrap();
-        assert_eq!(all, vec![d.clone(), b.clone(), c.clone(), a.clone()]);
-        assert_eq!(
-            store.due(None, 2_000, 10).await.unwrap(),
-            vec![d.clone(), b.clone()]
-        );
-        let page = store.due(None, i64::MAX, 2).await.unwrap();
-        assert_eq!(page, vec![d.clone(), b.clone()]);
-        let next = store.due(page.last(), i64::MAX, 2).await.unwrap();
-        assert_eq!(next, vec![c.clone(), a.clone()]);
-        assert!(store.contains(&c).await.unwrap());
-
-        // Moving a timer (same id, new due time) and cancelling in one batch.
-        let moved = entry(500, "c-1", 1, 1);
-        let changes = TimerChanges {
-            set: vec![moved.clone()],
-            cancel: vec![b.id(), entry(0, "c-9", 9, 9).id()],
-        };
-        store.commit(&[], &changes).await.unwrap();
-        assert_eq!(
-            store.due(None, i64::MAX, 10).await.unwrap(),
-            vec![d.clone(), moved.clone(), c.clone()]
-        );
-        assert!(!store.contains(&a).await.unwrap());
-        assert!(!store.contains(&b).await.unwrap());
-
-        // Cancel then set again in the same batch keeps the timer.
-        let changes = TimerChanges {
-            set: vec![c.clone()],
-            cancel: vec![c.id(), d.id(), moved.id()],
-        };
-        store.commit(&[], &changes).await.unwrap();
-        assert_eq!(store.due(None, i64::MAX, 10).await.unwrap(), vec![c]);
-    }
+    use crate::{
+        store::{FileStore, MemoryStore},
+        testing::{timer_entry as entry, timer_store_behaviour},
+    };
 
     #[tokio::test]
     async fn memory_store_keeps_timers() {

@@ -1,0 +1,124 @@
+//! The engine's metrics, declared in one place and registered on the service's
+//! registry (`/metrics`). Names follow `sluice_engine_<what>_<unit>[_total]`; the
+//! alert rules in `deploy/kubernetes/base/alerts-engine.yaml` rely on them. Label
+//! values are bounded: event and action types, store operations, DLQ reasons,
+//! partition numbers.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+use crate::{Error, Result};
+
+/// What the runtime records while it runs.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    /// `sluice_engine_events_total{type}`: events consumed, by event type.
+    pub events: IntCounterVec,
+    /// `sluice_engine_actions_total{type}`: actions published, by action type.
+    pub actions: IntCounterVec,
+    /// `sluice_engine_processing_seconds`: one input through the per-contact path.
+    pub processing: Histogram,
+    /// `sluice_engine_dead_letters_total{reason}`: records sent to the dead-letter topic.
+    pub dead_letters: IntCounterVec,
+    /// `sluice_engine_timers_pending{partition}`: timers held in a partition's wheel.
+    pub timers_pending: IntGaugeVec,
+    /// `sluice_engine_timers_fired_total`: timers fired through the contact path.
+    pub timers_fired: IntCounter,
+    /// `sluice_engine_timer_lateness_seconds`: how late a timer fired after its due time.
+    pub timer_lateness: Histogram,
+    /// `sluice_engine_store_seconds{operation}`: state loads and commits.
+    pub store: HistogramVec,
+    /// `sluice_engine_consumer_lag_records{topic}`: records not yet processed.
+    pub consumer_lag: IntGaugeVec,
+}
+
+fn metric_error(error: prometheus::Error) -> Error {
+    Error::State(format!("registering engine metrics: {error}"))
+}
+
+impl EngineMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &Registry) -> Result<Self> {
+        let seconds = |name: &str, help: &str, buckets: Vec<f64>| {
+            HistogramOpts::new(name, help).buckets(buckets)
+        };
+        let fast = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ];
+        let metrics = EngineMetrics {
+            events: IntCounterVec::new(
+                Opts::new("sluice_engine_events_total", "Events consumed, by type"),
+                &["type"],
+            )
+            .map_err(metric_error)?,
+            actions: IntCounterVec::new(
+                Opts::new("sluice_engine_actions_total", "Actions published, by type"),
+                &["type"],
+            )
+            .map_err(metric_error)?,
+            processing: Histogram::with_opts(seconds(
+                "sluice_engine_processing_seconds",
+                "One input (event or timer) through load, evaluate, commit and publish",
+                fast.clone(),
+            ))
+            .map_err(metric_error)?,
+            dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "sluice_engine_dead_letters_total",
+                    "Input records sent to the dead-letter topic, by reason",
+                ),
+                &["reason"],
+            )
+            .map_err(metric_error)?,
+            timers_pending: IntGaugeVec::new(
+                Opts::new(
+                    "sluice_engine_timers_pending",
+                    "Timers held in memory (due within the horizon), by partition",
+                ),
+                &["partition"],
+            )
+            .map_err(metric_error)?,
+            timers_fired: IntCounter::new("sluice_engine_timers_fired_total", "Timers fired")
+                .map_err(metric_error)?,
+            timer_lateness: Histogram::with_opts(seconds(
+                "sluice_engine_timer_lateness_seconds",
+                "How long after its due time a timer fired",
+                vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0],
+            ))
+            .map_err(metric_error)?,
+            store: HistogramVec::new(
+                seconds(
+                    "sluice_engine_store_seconds",
+                    "State store calls, by operation",
+                    fast,
+                ),
+                &["operation"],
+            )
+            .map_err(metric_error)?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "sluice_engine_consumer_lag_records",
+                    "Records of the input topic not yet processed by this replica's partitions",
+                ),
+                &["topic"],
+            )
+            .map_err(metric_error)?,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(metrics.events.clone()),
+            Box::new(metrics.actions.clone()),
+            Box::new(metrics.processing.clone()),
+            Box::new(metrics.dead_letters.clone()),
+            Box::new(metrics.timers_pending.clone()),
+            Box::new(metrics.timers_fired.clone()),
+            Box::new(metrics.timer_lateness.clone()),
+            Box::new(metrics.store.clone()),
+            Box::new(metrics.consumer_lag.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector).map_err(metric_error)?;
+        }
+        Ok(metrics)
+    }
+}
