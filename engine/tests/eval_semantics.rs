@@ -371,3 +371,17 @@ fn linking_an_identity_records_it_in_the_contact_state() {
     let urns: Vec<&str> = h.state.urns.iter().map(|u| &**u).collect();
     assert_eq!(urns, ["telegram:42", "whatsapp:4915112345678"]);
 }
+
+#[test]
+fn a_first_event_that_is_contact_created_is_processed_once() {
+    let mut h = Harness::new(vec![simple(
+        "welcome",
+        json!({ "event": "contact.created", "reentry": "always" }),
+        say("welcome"),
+    )]);
+    let mut created = msg("c1", "", T0);
+    created.event_type = EventType::ContactCreated;
+    created.payload = Payload::None;
+    h.send(created);
+    assert_eq!(h.texts(), ["welcome"], "one contact.created, one welcome");
+}

@@ -122,9 +122,13 @@ pub(super) fn on_event(
         m.state.contact_id = event.contact_id.as_str().into();
         m.learn(event);
         m.sync_windows();
-        let created = m.internal(EventType::ContactCreated, Payload::None, None, 0);
-        m.queue.push_back(Work::Event(Box::new(created), 0));
-        m.drain();
+        // A first event that is itself `contact.created` (from ingest or an upstream
+        // system) is the announcement; only other first events need one made up.
+        if event.event_type != EventType::ContactCreated {
+            let created = m.internal(EventType::ContactCreated, Payload::None, None, 0);
+            m.queue.push_back(Work::Event(Box::new(created), 0));
+            m.drain();
+        }
     } else {
         m.learn(event);
         m.sync_windows();
