@@ -7,7 +7,7 @@ Usage: check_manifests.py RENDERED.yaml [RULES_OUT.yaml [MONITORING_OUT.json]]
   is checked here: required fields, types, and the values Sluice depends on.
 - Every container reads only SLUICE_* names that `sluice … --help` documents (the
   list is passed in SLUICE_KNOWN_ENV, one name a line).
-- The PrometheusRule's spec is written to RULES_OUT for promtool, and the
+- The PrometheusRules' groups are written together to RULES_OUT for promtool, and the
   ServiceMonitor and PrometheusRule resources to MONITORING_OUT (JSON) for
   validate_crds.mjs, which checks them against the prometheus-operator CRD schemas.
 Tooling only, not product code.
@@ -15,6 +15,7 @@ Tooling only, not product code.
 
 import json
 import os
+import re
 import sys
 
 import yaml
@@ -98,8 +99,17 @@ def service_monitor(r, services):
             fail(r, f"Service {service['metadata']['name']} lacks jobLabel {job_label}")
 
 
-def prometheus_rule(r, rules_out):
+def runbook_anchors():
+    """GitHub's anchors of deploy/README.md's headings (the runbook alerts point at)."""
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    with open(readme, encoding="utf-8") as f:
+        headings = [line.lstrip("#").strip() for line in f if line.startswith("#")]
+    return {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def prometheus_rule(r, rule_groups):
     groups = require(r, ["spec", "groups"], list) or []
+    rule_groups.extend(groups)
     for group in groups:
         if not isinstance(group.get("name"), str) or not isinstance(group.get("rules"), list):
             fail(r, "each group needs a name and rules")
@@ -108,9 +118,9 @@ def prometheus_rule(r, rules_out):
                 fail(r, f"rule {rule.get('alert') or rule.get('record')}: expr must be a string")
             if "alert" in rule and "runbook" not in rule.get("annotations", {}):
                 fail(r, f"alert {rule['alert']} has no runbook annotation")
-    if rules_out:
-        with open(rules_out, "w", encoding="utf-8") as out:
-            yaml.safe_dump(r["spec"], out, sort_keys=False)
+            runbook = rule.get("annotations", {}).get("runbook", "")
+            if runbook and runbook.split("#", 1)[-1] not in runbook_anchors():
+                fail(r, f"alert {rule.get('alert')}: runbook {runbook} names no heading of deploy/README.md")
 
 
 def workloads(resources, known_env):
@@ -158,6 +168,7 @@ def main():
         resources = [r for r in yaml.safe_load_all(f) if r]
     services = [r for r in resources if r["kind"] == "Service"]
     seen = set()
+    rule_groups = []
     for r in resources:
         kind = r["kind"]
         seen.add(kind)
@@ -168,7 +179,7 @@ def main():
         elif kind == "ServiceMonitor":
             service_monitor(r, services)
         elif kind == "PrometheusRule":
-            prometheus_rule(r, rules_out)
+            prometheus_rule(r, rule_groups)
     topics = {r["metadata"]["name"] for r in resources if r["kind"] == "KafkaTopic"}
     missing = {"sluice.events", "sluice.actions", "sluice.flows", "sluice.dlq"} - topics
     if missing:
@@ -177,6 +188,9 @@ def main():
         if kind not in seen:
             errors.append(f"no {kind}")
     workloads(resources, known_env)
+    if rules_out:
+        with open(rules_out, "w", encoding="utf-8") as out:
+            yaml.safe_dump({"groups": rule_groups}, out, sort_keys=False)
     if monitoring_out:
         with open(monitoring_out, "w", encoding="utf-8") as out:
             json.dump([r for r in resources if r["kind"] in ("ServiceMonitor", "PrometheusRule")], out)

@@ -1,9 +1,8 @@
 //! The contract between the code and deploy/: every `sluice_*` metric that an alert
 //! rule in the Kustomize base (deploy/kubernetes/base/kustomization.yaml) or the
 //! Grafana dashboard (deploy/grafana/sluice.json) refers to is exported by a running
-//! `sluice ingest` or `sluice actions`, scraped from its `/metrics` with the real
-//! Kafka and CQL servers. Rule files not listed in the kustomization (the engine's,
-//! until issue #5) are not checked.
+//! `sluice ingest`, `sluice engine` or `sluice actions`, scraped from its `/metrics`
+//! with the real Kafka and CQL servers.
 
 use std::{
     collections::BTreeSet,
@@ -49,21 +48,22 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Scrapes `/metrics` once `/healthz` answers, waiting for the process to start.
+/// Scrapes `/metrics` once `/readyz` answers 200 (the engine registers its metrics
+/// once its flows are loaded), waiting for the process to start.
 fn scrape(name: &str, service: &mut Service, addr: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(status) = service.0.try_wait().expect("polling the service") {
             panic!("sluice {name} exited early: {status}");
         }
-        if let Some((200, _)) = get(addr, "/healthz") {
+        if let Some((200, _)) = get(addr, "/readyz") {
             let (status, body) = get(addr, "/metrics").expect("scraping /metrics");
             assert_eq!(status, 200, "sluice {name} /metrics answered {status}");
             return body;
         }
         assert!(
             Instant::now() < deadline,
-            "sluice {name} did not serve /healthz on {addr}"
+            "sluice {name} did not turn ready on {addr}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -230,7 +230,38 @@ fn every_metric_in_alerts_and_dashboard_is_exported() {
         &[],
     );
 
+    let engine_metrics = free_port();
+    let mut engine = start(
+        &[
+            "engine",
+            "--bus",
+            &bus,
+            "--store",
+            &store,
+            "--group",
+            &format!("{unique}_engine"),
+            "--events-topic",
+            &events_topic,
+            "--actions-topic",
+            &actions_topic,
+            "--flows-topic",
+            &format!("{unique}_flows"),
+            "--dlq-topic",
+            &dlq_topic,
+            "--create-topics",
+            "--partitions-hint",
+            "2",
+        ],
+        engine_metrics,
+        &[],
+    );
+
     let mut exported = exported_names(&scrape("ingest", &mut ingest, ingest_metrics));
+    exported.extend(exported_names(&scrape(
+        "engine",
+        &mut engine,
+        engine_metrics,
+    )));
     exported.extend(exported_names(&scrape(
         "actions",
         &mut actions,
@@ -243,7 +274,7 @@ fn every_metric_in_alerts_and_dashboard_is_exported() {
         .collect();
     assert!(
         missing.is_empty(),
-        "metrics referenced by deploy/ but exported by neither sluice ingest nor sluice actions:\n  {}\nexported: {exported:?}",
+        "metrics referenced by deploy/ but exported by none of sluice ingest, engine and actions:\n  {}\nexported: {exported:?}",
         missing.join("\n  ")
     );
 }

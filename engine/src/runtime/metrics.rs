@@ -8,7 +8,15 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
+use sluice_schemas::{ActionType, EventType};
+
 use crate::{Error, Result};
+
+/// Why the engine dead-letters an input (`sluice_engine_dead_letters_total{reason}`).
+const DEAD_LETTER_REASONS: [&str; 2] = ["undecodable", "unprocessable"];
+
+/// The store calls timed in `sluice_engine_store_seconds{operation}`.
+const STORE_OPERATIONS: [&str; 2] = ["load", "commit"];
 
 /// What the runtime records while it runs.
 #[derive(Debug, Clone)]
@@ -120,5 +128,28 @@ impl EngineMetrics {
             registry.register(collector).map_err(metric_error)?;
         }
         Ok(metrics)
+    }
+
+    /// Creates every series a replica consuming `events_topic` with `partitions`
+    /// partitions can report, at zero, so that dashboards and alerts see them from
+    /// the start rather than after their first sample.
+    pub fn initialize(&self, events_topic: &str, partitions: i32) {
+        for event_type in EventType::ALL {
+            self.events.with_label_values(&[event_type.as_str()]);
+        }
+        for action_type in ActionType::ALL {
+            self.actions.with_label_values(&[action_type.as_str()]);
+        }
+        for reason in DEAD_LETTER_REASONS {
+            self.dead_letters.with_label_values(&[reason]);
+        }
+        for operation in STORE_OPERATIONS {
+            self.store.with_label_values(&[operation]);
+        }
+        for partition in 0..partitions {
+            self.timers_pending
+                .with_label_values(&[partition.to_string().as_str()]);
+        }
+        self.consumer_lag.with_label_values(&[events_topic]);
     }
 }

@@ -124,6 +124,7 @@ impl EngineConfig {
         catalog.loaded().await;
         let catalog = Arc::new(catalog);
         let metrics = EngineMetrics::register(registry)?;
+        metrics.initialize(&self.events_topic, partitions);
         let processor = Processor::new(
             Arc::new(CatalogEvaluator::new(Arc::clone(&catalog))),
             timers,
