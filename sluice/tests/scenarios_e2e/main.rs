@@ -201,3 +201,16 @@ async fn every_scenario_passes_embedded_and_through_the_pipeline_alike() {
         pipeline.collected.len(),
     );
 }
+
+#[test]
+fn the_virtual_clock_is_refused_without_the_test_hooks() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["engine", "--virtual-clock", "2026-01-05T10:00:00Z"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env_remove("SLUICE_TEST_HOOKS")
+        .output()
+        .expect("running sluice engine");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("SLUICE_TEST_HOOKS=1"), "{stderr}");
+}

@@ -9,7 +9,10 @@
 //!   scenario's start (`POST /debug/clock {"reset"}`);
 //! - delivers an event by POSTing its JSON form, signed, to ingest's generic
 //!   `/v1/{tenant}/events`, then waits until the engine has committed it (the
-//!   contact's state version moved);
+//!   contact's state version moved). Scenario events name their contact,
+//!   session and ids outright, which a channel adapter would derive from the
+//!   provider's payload instead (the adapters' own tests cover that mapping);
+//!   the generic endpoint keeps them as written, so both runs see the same event;
 //! - advances time with `POST /debug/clock {"advance_to"}`, which returns once
 //!   every timer due by then fired, each at its due time;
 //! - collects the actions of a step from the actions topic: as many as the
