@@ -156,7 +156,10 @@ async fn every_scenario_passes_embedded_and_through_the_pipeline_alike() {
     let started = Instant::now();
     let mut report = String::new();
     for (scenario, embedded) in scenarios.iter().zip(&embedded) {
-        let name = scenario.path.display();
+        let name = scenario.path.file_name().map_or_else(
+            || scenario.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let outcome = match scenario::run_with(&mut pipeline, scenario).await {
             Ok(outcome) => outcome,
             Err(error) => {
