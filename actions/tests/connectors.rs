@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_actions::signature;
 use sluice_schemas::{
     ActionPayload, ActionType, AiComplete, Button, EventType, HttpCall, OutboundMedia, Payload,
-    PublishEvent, SendTemplate, SessionChange, StartFlow, Tag, UpdateField,
+    PublishEvent, Scalar, SendTemplate, SessionChange, StartFlow, Tag, UpdateField,
 };
 use support::{Harness, Provider, action, config, send};
 
@@ -60,6 +60,29 @@ async fn telegram_text_buttons_and_media() {
 }
 
 #[tokio::test]
+async fn telegram_sends_to_a_forum_topic_urn_in_its_thread() {
+    let provider = Provider::start().await;
+    let mut h = Harness::start(config(&provider)).await;
+    h.publish(&[send(
+        "t1",
+        "c1",
+        "telegram",
+        "telegram-topic:-1005551234:9",
+        "A note for the managers",
+    )])
+    .await;
+    let events = h.events(1).await;
+    let seen = provider.requests();
+    assert_eq!(seen[0].path, "/bot123:ABC/sendMessage");
+    assert_eq!(
+        seen[0].json(),
+        json!({"chat_id": -1005551234, "message_thread_id": 9, "text": "A note for the managers"})
+    );
+    assert_eq!(events[0].event_type, EventType::MessageSent);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn telegram_support_desk_topics_and_status() {
     let provider = Provider::start().await;
     let mut cfg = config(&provider);
@@ -85,7 +108,7 @@ async fn telegram_support_desk_topics_and_status() {
         session("d4", ActionType::SessionClose),
     ])
     .await;
-    let events = h.events(4).await;
+    let events = h.events(5).await;
     let seen = provider.requests();
     let paths: Vec<&str> = seen
         .iter()
@@ -119,13 +142,26 @@ async fn telegram_support_desk_topics_and_status() {
         types,
         [
             EventType::MessageSent,
+            EventType::Custom,
             EventType::MessageSent,
             EventType::SessionAssigned,
             EventType::SessionClosed
         ]
     );
+    // Creating the topic links its URN to the contact, so a manager's reply there
+    // reaches the contact's flows.
+    assert_eq!(events[1].id, "d1/link");
+    assert_eq!(events[1].contact_id, "c7");
+    let Payload::Custom(link) = &events[1].payload else {
+        panic!("{:?}", events[1])
+    };
+    assert_eq!(link.name, "contact.link_identity");
     assert_eq!(
-        events[2].session.as_ref().unwrap().assignee.as_deref(),
+        link.fields["urn"],
+        Scalar::String("telegram-topic:-1001234:77".into())
+    );
+    assert_eq!(
+        events[3].session.as_ref().unwrap().assignee.as_deref(),
         Some("agent-1")
     );
     h.stop().await;

@@ -1,9 +1,10 @@
 //! Identity without shared state: a channel identity (URN) maps to a contact id by a
 //! pure function, so any ingest replica computes the same id and needs no store.
 //!
-//! `contact_id = UUIDv5(NAMESPACE, tenant + "\0" + urn)`, hyphenated lower-case. The
-//! tenant is part of the name, so two tenants never share a contact id. The namespace is
-//! fixed forever: changing it would re-key every contact.
+//! `contact_id = UUIDv5(NAMESPACE, tenant + "\0" + urn)`, hyphenated lower-case
+//! ([`sluice_schemas::identity`], which the engine uses too, re-exported here). The
+//! tenant is part of the name, so two tenants never share a contact id. The namespace
+//! is fixed forever: changing it would re-key every contact.
 //!
 //! URNs (`scheme:path`):
 //!
@@ -17,21 +18,7 @@
 //! | Stripe | `stripe:<customer id>`, else `mailto:<email>` / `tel:+<digits>` |
 //! | Telegram forum topic | `telegram-topic:<chat id>:<thread id>` (see the README) |
 
-use uuid::Uuid;
-
-/// The UUIDv5 namespace of contact ids: `UUIDv5(NAMESPACE_URL, "urn:sluice:contact")`.
-pub const CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0xabe5_b596_18e8_549e_a2f6_f934_e931_9b1a);
-
-/// The contact id of `urn` within `tenant`.
-pub fn contact_id(tenant: &str, urn: &str) -> String {
-    let mut name = Vec::with_capacity(tenant.len() + 1 + urn.len());
-    name.extend_from_slice(tenant.as_bytes());
-    name.push(0);
-    name.extend_from_slice(urn.as_bytes());
-    Uuid::new_v5(&CONTACT_NAMESPACE, &name)
-        .hyphenated()
-        .to_string()
-}
+pub use sluice_schemas::identity::{CONTACT_NAMESPACE, contact_id, telegram_topic_urn};
 
 /// The E.164 digits of a phone number (`+1 (415) 555-0100`, `whatsapp:+1415…`), or
 /// `None` when it has fewer than 6 or more than 15 digits or other characters.
@@ -80,26 +67,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn namespace_is_derived_as_documented() {
-        assert_eq!(
-            Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:sluice:contact"),
-            CONTACT_NAMESPACE
-        );
-    }
-
-    #[test]
-    fn contact_ids_are_deterministic_and_tenant_scoped() {
-        let a = contact_id("acme", "telegram:1111111");
-        assert_eq!(a, contact_id("acme", "telegram:1111111"));
-        assert_ne!(a, contact_id("globex", "telegram:1111111"));
-        assert_ne!(a, contact_id("acme", "telegram:1111112"));
-        // The separator keeps ("ab", "c:1") and ("a", "bc:1") apart.
-        assert_ne!(contact_id("ab", "c:1"), contact_id("a", "bc:1"));
-        assert_eq!(a.len(), 36);
+    fn contact_ids_are_the_schemas_ones() {
         // Pinned: changing this re-keys every contact in production.
         assert_eq!(
             contact_id("acme", "telegram:1111111"),
-            Uuid::new_v5(&CONTACT_NAMESPACE, b"acme\0telegram:1111111").to_string()
+            uuid::Uuid::new_v5(&CONTACT_NAMESPACE, b"acme\0telegram:1111111").to_string()
         );
     }
 

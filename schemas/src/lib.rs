@@ -46,6 +46,7 @@ mod codec;
 mod error;
 mod event;
 mod fingerprint;
+pub mod identity;
 mod kinds;
 mod payload;
 mod registry;

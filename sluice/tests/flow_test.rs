@@ -30,7 +30,13 @@ const PASSING: &[&str] = &[
     "support-bot.test.yaml",
     "support-bot-session-closed.test.yaml",
     "support-bot-timeout.test.yaml",
+    "support-care-answered.test.yaml",
+    "support-care-csat.test.yaml",
+    "support-care-quiet-hours.test.yaml",
+    "support-care-sla.test.yaml",
+    "telegram-desk.test.yaml",
     "welcome.test.yaml",
+    "welcome-alias.test.yaml",
     "welcome-quiet-hours.test.yaml",
 ];
 

@@ -3,8 +3,11 @@
 //! into the contact's topic (created on first use with `createForumTopic`, titled
 //! `❗️ <name>`); session actions set the title's status with `editForumTopic`:
 //! ❗️ new, 📝 in progress (assigned), 🏁 resolved (closed). A manager's reply in
-//! the topic reaches the contact through ingest (a `message.received` from the
-//! topic) and a flow that sends it on.
+//! the topic reaches the contact through ingest and the engine: ingest publishes
+//! `support.manager_reply` for the topic's URN (`telegram-topic:<chat>:<thread>`),
+//! and after creating a topic the worker emits `contact.link_identity` with that
+//! URN for the contact, which makes the topic's contact an alias that forwards the
+//! reply to the contact's flows (README, "Identity linking").
 //!
 //! The topic of each contact is remembered in `telegram_forum_topics`. If a worker
 //! dies between `createForumTopic` and that write, the retry creates a second
@@ -19,6 +22,7 @@ use async_trait::async_trait;
 use scylla::statement::prepared::PreparedStatement;
 use serde_json::json;
 use sluice_infra::cql::Cql;
+use sluice_schemas::identity::telegram_topic_urn;
 
 use super::{CallError, OutMessage, telegram::Telegram};
 use crate::{Error, Result, dedupe::cql::prepare};
@@ -187,12 +191,14 @@ fn title(status: DeskStatus, name: &str) -> String {
 impl Desk {
     /// Mirrors `message` into the contact's topic, creating the topic first if it
     /// has none. `message.to` is the name shown in the title (the contact id when empty).
+    /// Returns the message id, and the topic's URN when this call created the topic.
     pub(crate) async fn mirror(
         &self,
         tenant: &str,
         contact_id: &str,
         message: &OutMessage,
-    ) -> Result<String, DeskError> {
+    ) -> Result<(String, Option<String>), DeskError> {
+        let mut created_urn = None;
         let topic = match self.topics.get(tenant, contact_id, self.chat_id).await? {
             Some(topic) => topic,
             None => {
@@ -216,13 +222,15 @@ impl Desk {
                 self.topics
                     .put(tenant, contact_id, self.chat_id, &topic)
                     .await?;
+                created_urn = Some(telegram_topic_urn(self.chat_id, topic.thread_id));
                 topic
             }
         };
-        Ok(self
+        let message_id = self
             .telegram
             .send(message, Some(json!(self.chat_id)), Some(topic.thread_id))
-            .await?)
+            .await?;
+        Ok((message_id, created_urn))
     }
 
     /// Sets the status in the title of the contact's topic; nothing when it has none.

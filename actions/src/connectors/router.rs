@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use sluice_schemas::{
-    Action, ActionPayload, ActionType, CustomPayload, EventType, FlowPayload, Origin, Payload,
-    ResultPayload,
+    Action, ActionPayload, ActionType, CustomPayload, Event, EventType, Fields, FlowPayload,
+    Origin, Payload, ResultPayload, Scalar, identity::LINK_IDENTITY,
 };
 
 use super::{
@@ -300,6 +300,8 @@ impl Connectors {
         self.limits
             .acquire(&message.channel_type, &message.channel_id, &message.to)
             .await;
+        // Events besides the delivery report (the desk's identity link).
+        let mut extra = Vec::new();
         let sent = match message.channel_type.as_str() {
             "telegram" if message.template.is_some() => Err(CallError::unsupported(
                 "telegram: template messages are WhatsApp's",
@@ -313,7 +315,10 @@ impl Connectors {
                     .mirror(&action.tenant, &action.contact_id, message)
                     .await
                 {
-                    Ok(id) => Ok(id),
+                    Ok((id, created)) => {
+                        extra.extend(created.map(|urn| link_identity(action, urn, now())));
+                        Ok(id)
+                    }
                     Err(DeskError::Call(e)) => Err(e),
                     Err(DeskError::Store(e)) => return Err(e),
                 },
@@ -340,7 +345,9 @@ impl Connectors {
                     provider_id: Some(message_id.clone()),
                     ..origin
                 };
-                Outcome::success(vec![message_sent(action, origin, message_id, now())])
+                let mut events = vec![message_sent(action, origin, message_id, now())];
+                events.extend(extra);
+                Outcome::success(events)
             }
             Err(error) => Outcome::failed(
                 vec![message_failed(
@@ -390,6 +397,24 @@ impl Connectors {
             },
         )
     }
+}
+
+/// `contact.link_identity {urn}` for the action's contact: the desk opened a forum
+/// topic for it, so the topic's messages (a manager's reply) belong to it.
+fn link_identity(action: &Action, urn: String, now: i64) -> Event {
+    let mut fields = Fields::new();
+    fields.insert("urn".to_owned(), Scalar::String(urn));
+    event_for(
+        action,
+        "link",
+        EventType::Custom,
+        action.chain_depth.saturating_add(1),
+        now,
+        Payload::Custom(CustomPayload {
+            name: LINK_IDENTITY.to_owned(),
+            fields,
+        }),
+    )
 }
 
 fn result_outcome(

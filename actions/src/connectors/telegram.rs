@@ -8,6 +8,7 @@
 //! token is in the path, so errors never carry the URL.
 
 use serde_json::{Value, json};
+use sluice_schemas::identity::parse_telegram_topic;
 
 use super::{CallError, Http, OutMessage, address};
 use crate::config::TelegramConfig;
@@ -69,13 +70,21 @@ impl Telegram {
     }
 
     /// Sends `message` to `chat` (a chat id, or the address of the message's URN),
-    /// inside forum topic `thread` when given. Returns the message id.
+    /// inside forum topic `thread` when given. A message addressed to a forum topic
+    /// (`telegram-topic:<chat>:<thread>`) goes to that chat with `message_thread_id`.
+    /// Returns the message id.
     pub(crate) async fn send(
         &self,
         message: &OutMessage,
         chat: Option<Value>,
         thread: Option<i64>,
     ) -> Result<String, CallError> {
+        let (chat, thread) = match (chat, parse_telegram_topic(&message.to)) {
+            (None, Some((topic_chat, topic_thread))) => {
+                (Some(json!(topic_chat)), thread.or(Some(topic_thread)))
+            }
+            (chat, _) => (chat, thread),
+        };
         let chat_id = chat.unwrap_or_else(|| chat_id(address(&message.to)));
         let mut body = json!({ "chat_id": chat_id });
         if let Some(thread) = thread {

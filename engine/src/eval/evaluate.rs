@@ -12,8 +12,9 @@
 //! `TimerFired` would. The durable timer that arrives later is then stale and ignored,
 //! so each timer still fires once; the fired keys are listed in `timers_cancelled`.
 
-use sluice_schemas::{Event, EventType, Payload, Scalar};
+use sluice_schemas::{Event, EventType, Payload};
 
+use super::alias::{self, Route};
 use super::ids::event_hash;
 use super::machine::{Machine, Work};
 use super::run::{SCHEDULE_RUN, WINDOW_RUN, WaitKind};
@@ -95,6 +96,13 @@ fn fire_overdue(flows: &FlowSet, state: &mut ContactState, now: i64) -> Output {
     out
 }
 
+fn duplicate() -> Output {
+    Output {
+        disposition: Disposition::Duplicate,
+        ..Output::default()
+    }
+}
+
 pub(super) fn on_event(
     flows: &FlowSet,
     state: &mut ContactState,
@@ -103,11 +111,37 @@ pub(super) fn on_event(
 ) -> Output {
     let id_hash = event_hash(&event.id);
     if state.created && state.seen(id_hash) {
-        return Output {
-            disposition: Disposition::Duplicate,
-            ..Output::default()
-        };
+        return duplicate();
     }
+    match alias::route(state, event) {
+        Route::Local => apply(flows, state, event, now, id_hash),
+        Route::Forward(forward) => {
+            // An alias runs no flows; its own deadlines still fire.
+            let mut out = fire_overdue(flows, state, now);
+            state.remember(id_hash);
+            let action = alias::forward_action(state, event, forward, now);
+            out.actions.push(action);
+            out
+        }
+        Route::Unwrap(original) => {
+            let original_hash = event_hash(&original.id);
+            if state.created && state.seen(original_hash) {
+                return duplicate();
+            }
+            state.remember(id_hash);
+            apply(flows, state, &original, now, original_hash)
+        }
+    }
+}
+
+/// Processes an event of this contact that is not a duplicate.
+fn apply(
+    flows: &FlowSet,
+    state: &mut ContactState,
+    event: &Event,
+    now: i64,
+    id_hash: u64,
+) -> Output {
     let mut out = if state.created {
         fire_overdue(flows, state, now)
     } else {
@@ -123,8 +157,9 @@ pub(super) fn on_event(
         m.learn(event);
         m.sync_windows();
         // A first event that is itself `contact.created` (from ingest or an upstream
-        // system) is the announcement; only other first events need one made up.
-        if event.event_type != EventType::ContactCreated {
+        // system) is the announcement; only other first events need one made up. A
+        // contact made an alias by its first event is not a new person.
+        if event.event_type != EventType::ContactCreated && alias::aliased_to(event).is_none() {
             let created = m.internal(EventType::ContactCreated, Payload::None, None, 0);
             m.queue.push_back(Work::Event(Box::new(created), 0));
             m.drain();
@@ -282,6 +317,8 @@ impl Machine<'_, '_> {
             {
                 self.state.username = Some(u.as_str().into());
             }
+            // Custom events (a manager's reply from a forum topic, a linking event)
+            // never move the contact's default channel.
             let to = o
                 .urn
                 .as_deref()
@@ -290,7 +327,7 @@ impl Machine<'_, '_> {
             let same = self.state.channel.as_ref().is_some_and(|c| {
                 *c.channel_type == *o.channel_type && *c.channel_id == *o.channel_id && *c.to == *to
             });
-            if !same {
+            if !same && event.event_type != EventType::Custom {
                 self.state.channel = Some(Channel {
                     channel_type: o.channel_type.as_str().into(),
                     channel_id: o.channel_id.as_str().into(),
@@ -304,17 +341,7 @@ impl Machine<'_, '_> {
         {
             self.profile_dirty = true;
         }
-        // Linking identities is explicit: a `custom` event `contact.link_identity` with a
-        // string field `urn` adds that identity to this contact (see the README, Ingest).
-        if let Payload::Custom(c) = &event.payload
-            && c.name == LINK_IDENTITY
-            && let Some(Scalar::String(urn)) = c.fields.get("urn")
-            && !urn.is_empty()
-        {
-            self.state.add_urn(urn);
-        }
+        // Linking identities is explicit (see `alias`).
+        self.learn_links(event);
     }
 }
-
-/// The `custom` event name that links another identity (field `urn`) to a contact.
-pub const LINK_IDENTITY: &str = "contact.link_identity";

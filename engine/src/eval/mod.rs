@@ -41,10 +41,15 @@
 //! - **Sub-flows** of the same contact start inside the evaluation (no `flow.start`
 //!   action); the parent resumes on the child's `flow.completed` with its variables as
 //!   `vars.<result_var>.<name>`.
+//! - **Identity linking** (see `alias.rs`): `contact.link_identity {urn}` makes the
+//!   contact of that URN an alias (an `event.publish` of `contact.aliased` addressed to
+//!   it); an alias forwards every event as `contact.forwarded` to its primary, which
+//!   processes the original; at most [`MAX_ALIAS_HOPS`] forwards, never in a cycle.
 //! - **Action ids**: BLAKE3 of tenant, contact, the run's seed and its step counter; the
 //!   seed hashes contact, input and flow, so ids are stable under replay and unique even
 //!   if a contact's state is recreated.
 
+mod alias;
 mod clock;
 mod conditions;
 mod context;
@@ -60,9 +65,11 @@ mod triggers;
 mod walk;
 mod windows;
 
+pub use alias::MAX_ALIAS_HOPS;
 pub use flows::FlowSet;
 pub use machine::MAX_CHAIN_DEPTH;
 pub use run::{FIRST_RUN_ID, Run, RunExtra, SCHEDULE_RUN, WINDOW_RUN, Wait, WaitKind};
+pub use sluice_schemas::identity::LINK_IDENTITY;
 pub use state::{
     Channel, Clocks, ContactState, DEDUPE_WINDOW, FlowHistory, MAX_URNS, SEND_HISTORY,
     ScheduleEntry, TimerSlot,
@@ -72,7 +79,6 @@ pub use windows::{WindowData, WindowState};
 use sluice_schemas::{Action, Event};
 
 mod evaluate;
-pub use evaluate::LINK_IDENTITY;
 use evaluate::{on_event, on_timer};
 
 /// What the evaluator is asked to process for one contact.

@@ -5,6 +5,10 @@
 //! boxed strings instead of `String` (16 bytes instead of 24), event ids kept as 64-bit
 //! hashes. The encoding is `postcard` (varints, no field names) behind a one-byte format
 //! version; [`ContactState::decode`] never panics on garbage, it returns an error.
+//!
+//! Format versions: 1 is the state without `alias_of`; 2 (written today) appends
+//! `alias_of` as a trailer after the version-1 fields (postcard writes fields in order,
+//! and `alias_of` is the last one), so a version-1 state decodes as one without an alias.
 
 use std::sync::Arc;
 
@@ -24,8 +28,11 @@ pub const SEND_HISTORY: usize = 32;
 /// How many identities (URNs) a contact keeps.
 pub const MAX_URNS: usize = 16;
 
-/// The stored format's version byte.
-const FORMAT: u8 = 1;
+/// The stored format's version byte (see the module docs).
+const FORMAT: u8 = 2;
+
+/// The format before `alias_of`: the same fields without the trailer.
+const FORMAT_V1: u8 = 1;
 
 /// Where messages to the contact go when no event says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -110,6 +117,11 @@ pub struct ContactState {
     /// Pattern windows and schedules; boxed, since most contacts of most tenants have
     /// none (`None` until a pattern or scheduled flow is loaded).
     pub clocks: Option<Box<Clocks>>,
+    /// The primary contact this one is an alias of: every event it receives is forwarded
+    /// there (see [`crate::eval`], "Identity linking"). Keep it the last field: it is
+    /// format 2's trailer.
+    #[serde(default)]
+    pub alias_of: Option<Box<str>>,
 }
 
 /// A contact's pattern windows and scheduled triggers, with their two timers.
@@ -144,16 +156,13 @@ impl ContactState {
     /// Reads a stored state. Garbage is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> crate::Result<Self> {
         match bytes.split_first() {
-            Some((&FORMAT, rest)) => {
-                let (state, tail): (ContactState, &[u8]) = postcard::take_from_bytes(rest)
-                    .map_err(|e| crate::Error::State(format!("undecodable contact state: {e}")))?;
-                if !tail.is_empty() {
-                    return Err(crate::Error::State(format!(
-                        "contact state has {} trailing bytes",
-                        tail.len()
-                    )));
-                }
-                Ok(state)
+            Some((&FORMAT, rest)) => decode_body(rest),
+            Some((&FORMAT_V1, rest)) => {
+                // Version 1 ends where the `alias_of` trailer begins: add `None` (0).
+                let mut body = Vec::with_capacity(rest.len() + 1);
+                body.extend_from_slice(rest);
+                body.push(0);
+                decode_body(&body)
             }
             Some((v, _)) => Err(crate::Error::State(format!(
                 "unknown contact state format {v}"
@@ -185,6 +194,7 @@ impl ContactState {
         if let Some(c) = &self.channel {
             n += s(&c.channel_type) + s(&c.channel_id) + s(&c.to);
         }
+        n += self.alias_of.as_deref().map_or(0, s);
         n += self.runs.capacity() * std::mem::size_of::<Run>();
         n += self.runs.iter().map(Run::heap_size).sum::<usize>();
         n += self.recent.capacity() * 8 + self.sends.capacity() * 8;
@@ -342,6 +352,19 @@ impl ContactState {
     }
 }
 
+/// Decodes a state's postcard body; trailing bytes are an error.
+fn decode_body(body: &[u8]) -> crate::Result<ContactState> {
+    let (state, tail): (ContactState, &[u8]) = postcard::take_from_bytes(body)
+        .map_err(|e| crate::Error::State(format!("undecodable contact state: {e}")))?;
+    if !tail.is_empty() {
+        return Err(crate::Error::State(format!(
+            "contact state has {} trailing bytes",
+            tail.len()
+        )));
+    }
+    Ok(state)
+}
+
 /// Pushes into a ring of `cap` items: appends until full, then overwrites the oldest.
 fn ring_push<T>(ring: &mut Vec<T>, next: &mut u32, cap: usize, item: T) {
     if ring.len() < cap {
@@ -381,6 +404,26 @@ mod tests {
             b[cut] ^= 0xff;
             let _ = ContactState::decode(&b);
         }
+    }
+
+    #[test]
+    fn version_1_states_decode_without_an_alias() {
+        let mut s = ContactState {
+            created: true,
+            tenant: "acme".into(),
+            contact_id: "c-1".into(),
+            ..Default::default()
+        };
+        s.add_urn("telegram:42");
+        let v2 = s.encode();
+        assert_eq!(v2[0], 2);
+        // Version 1 is version 2 without the trailer (`None` is one 0 byte).
+        assert_eq!(v2.last(), Some(&0));
+        let mut v1 = v2[..v2.len() - 1].to_vec();
+        v1[0] = 1;
+        assert_eq!(ContactState::decode(&v1).unwrap(), s);
+        s.alias_of = Some("c-primary".into());
+        assert_eq!(ContactState::decode(&s.encode()).unwrap(), s);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub use graph::{CompiledFlow, FlowKind, TriggerId, canonical_json};
 pub use literal::{Literal, Money, TimeRef, currency_exponent};
 pub use node::{
     AnswerType, Button, ExitRule, FieldValue, Media, Node, NodeIndex, NodeKind, ResponseField,
-    WaitSpec, exits,
+    SendChannel, WaitSpec, exits,
 };
 pub use operand::{Operand, ValueType, is_identifier};
 pub use read_node::NODE_TYPES;

@@ -134,6 +134,21 @@ pub enum ResponseField {
     Pointer(String),
 }
 
+/// Where a `send_message` goes (its `channel` parameter).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SendChannel {
+    /// `event` (the default): the event's session or origin channel, else the contact's
+    /// default channel.
+    #[default]
+    Event,
+    /// `contact`: the contact's default channel, whatever the event (for example to
+    /// answer the contact when a manager's reply from a forum topic arrives).
+    Contact,
+    /// Any other value: that channel type (such as `telegram_desk`, the managers'
+    /// forum topic), from the event's channel id.
+    Type(String),
+}
+
 /// A node's type and parameters.
 #[derive(Debug, Clone)]
 pub enum NodeKind {
@@ -145,6 +160,10 @@ pub enum NodeKind {
         media: Option<Media>,
         /// Buttons / quick replies.
         buttons: Vec<Button>,
+        /// Where it goes instead of the event's channel (see [`SendChannel`]).
+        channel: SendChannel,
+        /// The recipient address (a URN) instead of the channel's.
+        to: Option<Text>,
     },
     /// `send_short` → `message.send_short`: a canned reply.
     SendShort {

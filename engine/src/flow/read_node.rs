@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::condition::{Condition, read_condition};
 use super::diagnostic::{Cx, join};
 use super::duration::parse_duration;
-use super::node::{Button, FieldValue, Media, NodeKind, ResponseField};
+use super::node::{Button, FieldValue, Media, NodeKind, ResponseField, SendChannel};
 use super::operand::{Operand, is_identifier};
 use super::params::{Obj, kind, strings};
 use super::schedule::read_hours;
@@ -281,7 +281,22 @@ impl Reader<'_, '_, '_> {
                 let text = self.opt_text("text");
                 let media = self.media();
                 let buttons = self.buttons("buttons");
-                let (text, media, buttons) = (text.ok()?, media.ok()?, buttons.ok()?);
+                let channel = match self.o.opt_str("channel") {
+                    None => SendChannel::Event,
+                    Some("event") => SendChannel::Event,
+                    Some("contact") => SendChannel::Contact,
+                    Some("") => {
+                        let at = self.o.at("channel");
+                        self.cx().error(
+                            &at,
+                            "`channel` must be \"event\", \"contact\" or a channel type",
+                        );
+                        return None;
+                    }
+                    Some(other) => SendChannel::Type(other.to_owned()),
+                };
+                let to = self.opt_text("to");
+                let (text, media, buttons, to) = (text.ok()?, media.ok()?, buttons.ok()?, to.ok()?);
                 if text.is_none() && media.is_none() {
                     self.cx()
                         .error(self.o.path(), "send_message needs `text`, `media` or both");
@@ -291,6 +306,8 @@ impl Reader<'_, '_, '_> {
                     text,
                     media,
                     buttons,
+                    channel,
+                    to,
                 }
             }
             "send_short" => {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use sluice_schemas::EventType;
 
 use super::graph::CompiledFlow;
-use super::node::{NodeKind, ResponseField, WaitSpec};
+use super::node::{NodeKind, ResponseField, SendChannel, WaitSpec};
 use super::trigger::{Pattern, Reentry, Schedule, TriggerKind};
 
 /// The summary: header, settings, triggers and their index, then every node with its
@@ -143,8 +143,20 @@ fn params(kind: &NodeKind) -> String {
             text,
             media,
             buttons,
+            channel,
+            to,
         } => {
             let mut s = format!("text={}", opt(text));
+            match channel {
+                SendChannel::Event => {}
+                SendChannel::Contact => s.push_str(" channel=contact"),
+                SendChannel::Type(t) => {
+                    let _ = write!(s, " channel={t}");
+                }
+            }
+            if let Some(to) = to {
+                let _ = write!(s, " to={to}");
+            }
             if let Some(m) = media {
                 let _ = write!(s, " media={}", m.url);
             }

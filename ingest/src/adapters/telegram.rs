@@ -25,7 +25,7 @@ use sluice_schemas::{
 };
 
 use super::{Adapter, Channel, Normalized, header, parse_json, secs_to_ms, with_origin};
-use crate::{Result, config::TelegramBot, signature};
+use crate::{Result, config::TelegramBot, identity, signature};
 
 const ADAPTER: Adapter = Adapter::Telegram;
 
@@ -321,7 +321,7 @@ fn manager_reply(
         return Ok(());
     };
     let chat = message.chat.id;
-    let urn = format!("telegram-topic:{chat}:{thread}");
+    let urn = identity::telegram_topic_urn(chat, thread);
     let mut fields = BTreeMap::new();
     fields.insert("chat_id".to_owned(), Scalar::Long(chat));
     fields.insert("thread_id".to_owned(), Scalar::Long(thread));

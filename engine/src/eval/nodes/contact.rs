@@ -14,6 +14,10 @@ use crate::eval::run::Run;
 use crate::eval::walk::Step;
 use crate::flow::{FieldValue, NodeKind, exits};
 
+/// The variable session nodes read the session id from when neither the run nor the
+/// event has a session.
+const SESSION_VAR: &str = "session_id";
+
 /// Sets a profile field now and announces the change.
 pub(crate) fn apply_field(m: &mut Machine<'_, '_>, field: &str, value: Option<&str>, depth: u32) {
     if let Some(old) = m.state.set_field(field, value) {
@@ -48,11 +52,18 @@ pub(crate) fn apply_tag(m: &mut Machine<'_, '_>, tag: &str, add: bool, depth: u3
 
 pub(super) fn change(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step {
     let (flow, event, node) = (cx.flow, cx.event, cx.node);
+    // The run's session, else the event's, else the `session_id` variable (a run started
+    // by an event without a session, such as a manager's reply, names it there).
     let session = || {
         run.session
             .as_deref()
             .map(str::to_owned)
             .or_else(|| event.session.as_ref().map(|s| s.id.clone()))
+            .or_else(|| {
+                run.var(SESSION_VAR)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+            })
     };
     let (ty, payload) = match &node.kind {
         NodeKind::SetVar { var, value } => {

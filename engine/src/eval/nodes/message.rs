@@ -12,7 +12,7 @@ use crate::eval::machine::Machine;
 use crate::eval::run::Run;
 use crate::eval::state::ContactState;
 use crate::eval::walk::Step;
-use crate::flow::{Button, CompiledFlow, NodeKind, QuietMode, exits};
+use crate::flow::{Button, CompiledFlow, NodeKind, QuietMode, SendChannel, exits};
 
 /// Where a message to the contact goes: channel type, channel id, address.
 pub(crate) fn target(state: &ContactState, event: &Event) -> (String, String, String) {
@@ -30,6 +30,11 @@ pub(crate) fn target(state: &ContactState, event: &Event) -> (String, String, St
     if let Some(o) = &event.origin {
         return (o.channel_type.clone(), o.channel_id.clone(), to());
     }
+    default_target(state)
+}
+
+/// The contact's default channel, whatever the event.
+fn default_target(state: &ContactState) -> (String, String, String) {
     match &state.channel {
         Some(c) => (
             c.channel_type.to_string(),
@@ -38,6 +43,24 @@ pub(crate) fn target(state: &ContactState, event: &Event) -> (String, String, St
         ),
         None => (String::new(), String::new(), state.contact_id.to_string()),
     }
+}
+
+/// Where a `send_message` goes: its `channel`, then its rendered `to`.
+fn send_target(
+    state: &ContactState,
+    event: &Event,
+    channel: &SendChannel,
+    to: Option<String>,
+) -> (String, String, String) {
+    let (channel_type, channel_id, default_to) = match channel {
+        SendChannel::Event => target(state, event),
+        SendChannel::Contact => default_target(state),
+        SendChannel::Type(t) => {
+            let (_, channel_id, to) = target(state, event);
+            (t.clone(), channel_id, to)
+        }
+    };
+    (channel_type, channel_id, to.unwrap_or(default_to))
 }
 
 /// Renders buttons.
@@ -105,6 +128,8 @@ pub(super) fn send(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step 
             text,
             media,
             buttons: list,
+            channel,
+            to,
         } => {
             let text = match text {
                 Some(t) => Some(render!(m, flow, run, cx.event, t)),
@@ -125,7 +150,11 @@ pub(super) fn send(m: &mut Machine<'_, '_>, run: &mut Run, cx: &Cx<'_>) -> Step 
                 Ok(b) => b,
                 Err(e) => return Step::Fail(format!("template failed: {e}")),
             };
-            let (channel_type, channel_id, to) = target(m.state, cx.event);
+            let to = match to {
+                Some(t) => Some(render!(m, flow, run, cx.event, t)).filter(|t| !t.is_empty()),
+                None => None,
+            };
+            let (channel_type, channel_id, to) = send_target(m.state, cx.event, channel, to);
             let payload = ActionPayload::SendMessage(SendMessage {
                 channel_type,
                 channel_id,
