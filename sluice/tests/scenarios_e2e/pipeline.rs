@@ -371,10 +371,11 @@ impl Pipeline {
             .ok_or_else(|| fail("the driver was not started"))
     }
 
-    async fn version(&self) -> Result<i64> {
+    /// The stored state version of `contact`, 0 before its first event.
+    async fn version(&self, contact: &ContactKey) -> Result<i64> {
         let stored = self
             .states
-            .load(self.contact()?)
+            .load(contact)
             .await
             .map_err(Error::Store)?;
         Ok(stored.map_or(0, |s| s.version))
@@ -392,7 +393,9 @@ impl Pipeline {
             .sum::<f64>() as u64)
     }
 
-    /// The actions published since the last collection, the scenario contact's.
+    /// The actions published since the last collection for the scenario's tenant
+    /// (each scenario has a tenant of its own; its actions may address other
+    /// contacts, as identity links do).
     async fn collect(&mut self) -> Result<Vec<Action>> {
         let total = self.actions_total().await?;
         let want = usize::try_from(total.saturating_sub(self.actions_seen)).unwrap_or(0);
@@ -415,11 +418,11 @@ impl Pipeline {
             records.extend(batch);
         }
         self.actions_seen = total;
-        let contact = self.contact()?.clone();
+        let tenant = self.contact()?.tenant.clone();
         let mut mine = Vec::new();
         for record in records {
             let action = Action::decode(&record.payload).map_err(|e| fail(e.to_string()))?;
-            if action.tenant == contact.tenant && action.contact_id == contact.contact_id {
+            if action.tenant == tenant {
                 mine.push(action);
             }
         }
@@ -473,7 +476,9 @@ impl Driver for Pipeline {
     }
 
     async fn deliver(&mut self, event: &Event) -> Result<Produced> {
-        let before = self.version().await?;
+        // The event's own contact: a scenario may address another one (identity links).
+        let addressed = ContactKey::new(event.tenant.as_str(), event.contact_id.as_str());
+        let before = self.version(&addressed).await?;
         let body = serde_json::to_vec(event).map_err(|e| fail(e.to_string()))?;
         let signature = sluice_ingest::signature::sign_sha256_header(SECRET, &body);
         let path = format!("/v1/{}/events", event.tenant);
@@ -492,7 +497,7 @@ impl Driver for Pipeline {
         if answer["published"].as_u64().unwrap_or(0) > 0 {
             // Committed once the contact's state moved on.
             let deadline = Instant::now() + STEP_TIMEOUT;
-            while self.version().await? <= before {
+            while self.version(&addressed).await? <= before {
                 if Instant::now() > deadline {
                     return Err(fail(format!("event {} was not processed", event.id)));
                 }
