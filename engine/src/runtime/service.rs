@@ -2,7 +2,8 @@
 //! `sluice.events` that hands each record to its partition's worker, and one
 //! worker task per partition — events of one contact strictly in order,
 //! partitions in parallel, due timers interleaved with live events at a bounded
-//! rate.
+//! rate, both taken in batches of up to [`TimerConfig::batch`](super::TimerConfig)
+//! inputs.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -13,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_infra::bus::{Delivered, EventBus, Position, Record, Subscription, topics};
+use sluice_infra::{
+    bus::{Delivered, EventBus, Position, Record, Subscription, topics},
+    store::{ContactKey, TimerEntry},
+};
 use sluice_schemas::Event;
 use tokio::{
     sync::{mpsc, watch},
@@ -21,8 +25,12 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use super::{Clock, EngineMetrics, Partition};
-use crate::{Error, Result};
+use super::{
+    BatchInput, Clock, EngineMetrics, Partition, Processed,
+    ownership::{Assignment, Polled},
+    partition::fired,
+};
+use crate::{Error, Result, eval::Input};
 
 /// Counters the runtime keeps while it runs.
 #[derive(Debug, Default)]
@@ -37,8 +45,11 @@ pub struct Stats {
     pub failures: AtomicU64,
     /// Records sent to the dead-letter topic.
     pub dead_letters: AtomicU64,
-    /// Workers in the middle of an input right now.
+    /// Workers in the middle of a batch right now.
     pub busy: AtomicUsize,
+    /// Records dropped because their partition changed hands after they were
+    /// polled (the group delivers them again).
+    pub stale: AtomicU64,
 }
 
 /// Where a [`Runtime`] reads and where bad input goes.
@@ -95,7 +106,7 @@ impl Runtime {
     ) -> Result<Runtime> {
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = watch::channel(false);
-        let (assign, assignment) = watch::channel(Vec::new());
+        let (assign, assignment) = watch::channel(Assignment::default());
         let mut tasks = JoinSet::new();
         let (acks, acked) = mpsc::unbounded_channel();
         let workers = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
@@ -116,7 +127,10 @@ impl Runtime {
                 stats: Arc::clone(&stats),
                 stopped: stopped.clone(),
                 assignment: assignment.clone(),
+                view: Assignment::default(),
                 owned: false,
+                epoch: 0,
+                carried: None,
             };
             tasks.spawn(
                 worker
@@ -136,6 +150,7 @@ impl Runtime {
             senders,
             acked,
             assign,
+            assignment: Assignment::default(),
             stopped,
             next: HashMap::new(),
             held: HashMap::new(),
@@ -165,14 +180,16 @@ struct Consumer {
     subscription: Box<dyn Subscription>,
     bus: Arc<dyn EventBus>,
     topic: String,
-    senders: Vec<mpsc::Sender<Delivered>>,
+    senders: Vec<mpsc::Sender<Polled>>,
     acked: mpsc::UnboundedReceiver<Position>,
-    assign: watch::Sender<Vec<i32>>,
+    assign: watch::Sender<Assignment>,
+    /// The group's assignment as last read, with the partitions' generations.
+    assignment: Assignment,
     stopped: watch::Receiver<bool>,
     /// The next offset to process, per partition (from the workers' acks).
     next: HashMap<i32, i64>,
     /// Records of paused partitions waiting for room in their worker's inbox.
-    held: HashMap<i32, VecDeque<Delivered>>,
+    held: HashMap<i32, VecDeque<Polled>>,
     metrics: Option<EngineMetrics>,
 }
 
@@ -187,14 +204,15 @@ impl Consumer {
     fn follow_assignment(&mut self) {
         match self.subscription.assignment(&self.topic) {
             Ok(partitions) => {
-                self.assign.send_if_modified(|current| {
-                    if *current == partitions {
-                        return false;
-                    }
-                    tracing::info!(?partitions, topic = %self.topic, "assignment changed");
-                    *current = partitions;
-                    true
-                });
+                if self.assignment.update(partitions) {
+                    tracing::info!(
+                        partitions = ?self.assignment.partitions(),
+                        topic = %self.topic,
+                        "assignment changed"
+                    );
+                    // Before any record polled under the new assignment is routed.
+                    self.assign.send_replace(self.assignment.clone());
+                }
             }
             Err(error) => tracing::warn!(%error, "cannot read the assignment"),
         }
@@ -206,7 +224,7 @@ impl Consumer {
         let metrics = self.metrics.clone();
         let bus = Arc::clone(&self.bus);
         let topic = self.topic.clone();
-        let assigned = self.assign.borrow().clone();
+        let assigned = self.assignment.partitions().to_vec();
         let next = self.next.clone();
         async move {
             let Some(metrics) = metrics else { return };
@@ -234,6 +252,10 @@ impl Consumer {
     /// place in the group.
     fn route(&mut self, record: Delivered) {
         let partition = record.position.partition;
+        let record = Polled {
+            generation: self.assignment.generation(partition),
+            record,
+        };
         if let Some(held) = self.held.get_mut(&partition) {
             held.push_back(record);
             return;
@@ -326,49 +348,82 @@ struct Worker {
     partition: Partition,
     /// How many workers share the partitions (`partition % workers` routes).
     workers: i32,
-    inbox: mpsc::Receiver<Delivered>,
+    inbox: mpsc::Receiver<Polled>,
     acks: mpsc::UnboundedSender<Position>,
     bus: Arc<dyn EventBus>,
     options: RuntimeOptions,
     clock: Arc<dyn Clock>,
     stats: Arc<Stats>,
     stopped: watch::Receiver<bool>,
-    assignment: watch::Receiver<Vec<i32>>,
+    assignment: watch::Receiver<Assignment>,
+    /// The assignment as this worker last read it.
+    view: Assignment,
     /// Whether the group assigns this worker's partition here: only then do its
     /// timers fire.
     owned: bool,
+    /// The generations of this worker's partitions, summed ([`Assignment::epoch`]).
+    epoch: u64,
+    /// A record received while idle, for the next batch.
+    carried: Option<Polled>,
+}
+
+/// One event of a batch.
+struct Decoded<'a> {
+    record: &'a Delivered,
+    event: Event,
+    contact: ContactKey,
 }
 
 impl Worker {
     async fn run(mut self) {
         let config = self.partition.config();
+        let size = config.batch.max(1);
+        // Timers take at most half a batch, so live events always get the rest.
+        let timer_room = config.burst.min(size.div_ceil(2)).max(1);
         let mut budget = Budget::new(config.rate, config.burst, self.clock.now());
         loop {
             if *self.stopped.borrow() {
                 return;
             }
-            // Live events first, a bounded batch at a time.
-            let mut events = 0;
-            while events < 256 {
-                let Ok(record) = self.inbox.try_recv() else {
-                    break;
-                };
-                if !self.event(record).await {
-                    return;
-                }
-                events += 1;
-            }
             self.follow_assignment();
+            let epoch = self.epoch;
             let now = self.clock.now();
-            let mut fired = 0;
+            let mut timers = Vec::new();
             if self.owned {
                 if let Err(error) = self.partition.refill(now).await {
                     tracing::warn!(%error, "cannot load timers; retrying");
                 }
-                fired = self.timers(now, config.burst, &mut budget).await;
+                while timers.len() < timer_room
+                    && self.partition.next_due().is_some_and(|due| due <= now)
+                    && budget.take(now)
+                {
+                    match self.partition.pop_due(now) {
+                        Some(timer) => timers.push(timer),
+                        None => break,
+                    }
+                }
                 self.record_pending();
             }
-            if events > 0 || fired > 0 {
+            let mut records = Vec::new();
+            let room = size.saturating_sub(timers.len()).max(1);
+            while records.len() < room {
+                let Some(polled) = self.carried.take().or_else(|| self.inbox.try_recv().ok())
+                else {
+                    break;
+                };
+                if let Some(record) = self.current(polled) {
+                    records.push(record);
+                }
+            }
+            if self.epoch != epoch {
+                // The partition changed hands while the batch was taken: its timers
+                // are reloaded from the store.
+                timers.clear();
+            }
+            if !records.is_empty() || !timers.is_empty() {
+                if !self.batch(records, timers).await {
+                    return;
+                }
                 continue;
             }
             // Idle: sleep until the next timer, the next window, an event or stop.
@@ -386,11 +441,7 @@ impl Worker {
             let mut assignment = self.assignment.clone();
             tokio::select! {
                 record = self.inbox.recv() => match record {
-                    Some(record) => {
-                        if !self.event(record).await {
-                            return;
-                        }
-                    }
+                    Some(record) => self.carried = Some(record),
                     None => return,
                 },
                 _ = tokio::time::sleep(Duration::from_millis(wake.unsigned_abs())) => {}
@@ -400,22 +451,51 @@ impl Worker {
         }
     }
 
-    /// Takes the group's assignment: timers fire only for an owned partition, and
-    /// are reloaded from the store whenever ownership changes.
+    /// Takes the group's assignment: timers fire only for an owned partition; timers
+    /// and cached states are reloaded from the store whenever ownership changes.
     fn follow_assignment(&mut self) {
+        {
+            let current = self.assignment.borrow_and_update();
+            if *current == self.view {
+                return;
+            }
+            self.view = current.clone();
+        }
         let index = self.partition.index();
         let workers = self.workers.max(1);
-        let owned = self
-            .assignment
-            .borrow_and_update()
-            .iter()
-            .any(|p| p.rem_euclid(workers) == index);
-        if owned != self.owned {
-            tracing::info!(owned, "partition ownership changed; timers reloaded");
+        let serves = |p: i32| p.rem_euclid(workers) == index;
+        let owned = self.view.partitions().iter().any(|&p| serves(p));
+        let epoch = self.view.epoch(serves);
+        if owned != self.owned || epoch != self.epoch {
+            tracing::info!(
+                owned,
+                epoch,
+                "partition ownership changed; timers and states reloaded"
+            );
             self.owned = owned;
+            self.epoch = epoch;
             self.partition.reset();
             self.record_pending();
         }
+    }
+
+    /// The record, unless its partition changed hands since it was polled.
+    fn current(&mut self, polled: Polled) -> Option<Delivered> {
+        let partition = polled.record.position.partition;
+        if polled.generation > self.view.generation(partition) {
+            // Polled under an assignment this worker has not read yet.
+            self.follow_assignment();
+        }
+        if polled.generation < self.view.generation(partition) {
+            tracing::debug!(
+                partition,
+                offset = polled.record.position.offset,
+                "dropping a record polled before the partition changed hands"
+            );
+            self.stats.stale.fetch_add(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(polled.record)
     }
 
     fn record_pending(&self) {
@@ -428,69 +508,175 @@ impl Worker {
         }
     }
 
-    /// Processes one record; returns `false` when the runtime stopped before the
-    /// record's effects were durable (it is then not acknowledged, and the group
-    /// delivers it again).
-    async fn event(&mut self, record: Delivered) -> bool {
+    /// Processes a batch of records and due timers; returns `false` when the runtime
+    /// stopped before the batch's effects were durable (its records are then not
+    /// acknowledged, and the group delivers them again).
+    async fn batch(&mut self, records: Vec<Delivered>, timers: Vec<TimerEntry>) -> bool {
         self.stats.busy.fetch_add(1, Ordering::SeqCst);
-        let done = self.process(&record).await;
+        let done = self.process(&records, &timers).await;
         self.stats.busy.fetch_sub(1, Ordering::SeqCst);
         if done {
-            let _ = self.acks.send(record.position);
-            self.stats.events.fetch_add(1, Ordering::SeqCst);
+            for record in &records {
+                let _ = self.acks.send(record.position);
+            }
+            self.stats
+                .events
+                .fetch_add(records.len() as u64, Ordering::SeqCst);
         }
         done
     }
 
-    async fn process(&mut self, record: &Delivered) -> bool {
-        let event = match Event::decode(&record.payload) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::warn!(offset = record.position.offset, %error, "undecodable event");
-                return self
-                    .dead_letter(record, "undecodable", &error.to_string())
-                    .await;
+    async fn process(&mut self, records: &[Delivered], timers: &[TimerEntry]) -> bool {
+        // An undecodable record has no other effect: it goes to the dead-letter
+        // topic now, and is acknowledged with the batch.
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            match Event::decode(&record.payload) {
+                Ok(event) => events.push(Decoded {
+                    record,
+                    contact: ContactKey::new(event.tenant.as_str(), event.contact_id.as_str()),
+                    event,
+                }),
+                Err(error) => {
+                    tracing::warn!(offset = record.position.offset, %error, "undecodable event");
+                    if !self
+                        .dead_letter(record, "undecodable", &error.to_string())
+                        .await
+                    {
+                        return false;
+                    }
+                }
             }
-        };
-        let metrics = self.partition.metrics().cloned();
-        if let Some(metrics) = &metrics {
-            metrics
-                .events
-                .with_label_values(&[event.event_type.as_str()])
-                .inc();
+        }
+        if let Some(metrics) = self.partition.metrics() {
+            for decoded in &events {
+                metrics
+                    .events
+                    .with_label_values(&[decoded.event.event_type.as_str()])
+                    .inc();
+            }
         }
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
             let now = self.clock.now();
-            match self.partition.handle_event(&event, now).await {
+            let inputs = inputs(&events, timers, now);
+            match self.partition.process(&inputs).await {
                 Ok(processed) => {
-                    if let Some(metrics) = &metrics {
-                        metrics.processing.observe(started.elapsed().as_secs_f64());
-                    }
-                    self.stats
-                        .actions
-                        .fetch_add(processed.output.actions.len() as u64, Ordering::SeqCst);
+                    self.record(&processed, timers, started, now);
                     return true;
                 }
                 Err(error) if retryable(&error) => {
                     // The store or the bus is down: hold this partition (nothing
-                    // after this record is processed or committed) and retry.
-                    tracing::warn!(event = event.id, %error, ?backoff, "event failed; retrying");
-                    let mut stopped = self.stopped.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return false,
+                    // after this batch is processed or committed) and retry.
+                    tracing::warn!(inputs = inputs.len(), %error, ?backoff, "batch failed; retrying");
+                    if !self.pause(backoff).await {
+                        return false;
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(error) => {
-                    self.stats.failures.fetch_add(1, Ordering::SeqCst);
-                    tracing::error!(event = event.id, %error, "event failed");
-                    return self
-                        .dead_letter(record, "unprocessable", &error.to_string())
-                        .await;
+                Err(error) if inputs.len() > 1 => {
+                    tracing::warn!(
+                        inputs = inputs.len(),
+                        %error,
+                        "batch failed; processing its inputs one by one"
+                    );
+                    return self.one_by_one(&events, timers).await;
                 }
+                Err(error) => return self.unprocessable(&events, timers, &error).await,
+            }
+        }
+    }
+
+    /// Processes a failed batch's inputs one at a time, so that only the input that
+    /// cannot be processed goes to the dead-letter topic.
+    async fn one_by_one(&mut self, events: &[Decoded<'_>], timers: &[TimerEntry]) -> bool {
+        let singles = events
+            .iter()
+            .map(|e| (std::slice::from_ref(e), &[][..]))
+            .chain(timers.iter().map(|t| (&[][..], std::slice::from_ref(t))));
+        for (events, timers) in singles {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let started = Instant::now();
+                let now = self.clock.now();
+                match self.partition.process(&inputs(events, timers, now)).await {
+                    Ok(processed) => {
+                        self.record(&processed, timers, started, now);
+                        break;
+                    }
+                    Err(error) if retryable(&error) => {
+                        tracing::warn!(%error, ?backoff, "input failed; retrying");
+                        if !self.pause(backoff).await {
+                            return false;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(error) => {
+                        if !self.unprocessable(events, timers, &error).await {
+                            return false;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Gives up on one input: an event goes to the dead-letter topic; a timer stays
+    /// in the store, and the wheel is reloaded from there.
+    async fn unprocessable(
+        &mut self,
+        events: &[Decoded<'_>],
+        timers: &[TimerEntry],
+        error: &Error,
+    ) -> bool {
+        self.stats.failures.fetch_add(1, Ordering::SeqCst);
+        for decoded in events {
+            tracing::error!(event = decoded.event.id, %error, "event failed");
+            if !self
+                .dead_letter(decoded.record, "unprocessable", &error.to_string())
+                .await
+            {
+                return false;
+            }
+        }
+        if !timers.is_empty() {
+            tracing::warn!(%error, "timer failed; reloading timers from the store");
+            self.partition.reset();
+        }
+        true
+    }
+
+    /// Waits `backoff` before a retry; `false` when the runtime stops meanwhile.
+    async fn pause(&self, backoff: Duration) -> bool {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => true,
+            _ = stopped.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    /// Counts a processed batch: actions, fired timers (the inputs after the
+    /// events), latency per input, and timer lateness.
+    fn record(&self, processed: &[Processed], timers: &[TimerEntry], started: Instant, now: i64) {
+        let actions: usize = processed.iter().map(|p| p.output.actions.len()).sum();
+        self.stats
+            .actions
+            .fetch_add(actions as u64, Ordering::SeqCst);
+        self.stats
+            .timers
+            .fetch_add(timers.len() as u64, Ordering::SeqCst);
+        if let Some(metrics) = self.partition.metrics() {
+            let elapsed = started.elapsed().as_secs_f64();
+            for _ in processed {
+                metrics.processing.observe(elapsed);
+            }
+            for timer in timers {
+                metrics.timers_fired.inc();
+                let late = now.saturating_sub(timer.due_at).max(0) as f64 / 1000.0;
+                metrics.timer_lateness.observe(late);
             }
         }
     }
@@ -533,46 +719,27 @@ impl Worker {
             }
         }
     }
+}
 
-    /// Fires up to `burst` due timers, as the rate budget allows.
-    async fn timers(&mut self, now: i64, burst: usize, budget: &mut Budget) -> usize {
-        let mut fired = 0;
-        while fired < burst && self.partition.next_due().is_some_and(|due| due <= now) {
-            if !budget.take(now) {
-                break;
-            }
-            let due = self.partition.next_due().unwrap_or(now);
-            self.stats.busy.fetch_add(1, Ordering::SeqCst);
-            let started = Instant::now();
-            let result = self.partition.fire_next(now).await;
-            self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-            match result {
-                Ok(Some(processed)) => {
-                    fired += 1;
-                    self.stats.timers.fetch_add(1, Ordering::SeqCst);
-                    self.stats
-                        .actions
-                        .fetch_add(processed.output.actions.len() as u64, Ordering::SeqCst);
-                    if let Some(metrics) = self.partition.metrics() {
-                        metrics.timers_fired.inc();
-                        metrics.processing.observe(started.elapsed().as_secs_f64());
-                        let late = now.saturating_sub(due).max(0) as f64 / 1000.0;
-                        metrics.timer_lateness.observe(late);
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    // The timer is still in the store: reload the wheel from there
-                    // once the store answers again.
-                    self.stats.failures.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!(%error, "timer failed; reloading timers from the store");
-                    self.partition.reset();
-                    break;
-                }
-            }
-        }
-        fired
-    }
+/// A batch's inputs at `now`: its events, then its timers.
+fn inputs<'a>(
+    events: &'a [Decoded<'_>],
+    timers: &'a [TimerEntry],
+    now: i64,
+) -> Vec<BatchInput<'a>> {
+    events
+        .iter()
+        .map(|e| BatchInput {
+            contact: &e.contact,
+            input: Input::Event(&e.event),
+            now,
+        })
+        .chain(timers.iter().map(|t| BatchInput {
+            contact: &t.contact,
+            input: Input::Timer(fired(t)),
+            now,
+        }))
+        .collect()
 }
 
 /// Whether an error of the per-contact path is worth retrying (the store or the
