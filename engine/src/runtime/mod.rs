@@ -30,6 +30,7 @@ mod ownership;
 mod partition;
 mod service;
 mod wheel;
+mod worker;
 
 pub use batch::BatchInput;
 pub use cache::{Cached, StateCache};
