@@ -161,7 +161,7 @@ impl Runtime {
         &self.stats
     }
 
-    /// Stops consuming, lets every worker finish the input in hand, commits what
+    /// Stops consuming, lets every worker finish the batch in hand, commits what
     /// was processed, leaves the group, and waits.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -327,7 +327,7 @@ impl Consumer {
                 self.route(record);
             }
         }
-        // Stopping: the workers finish the input in hand and hang up; commit what
+        // Stopping: the workers finish the batch in hand and hang up; commit what
         // they processed, then leave the group.
         self.senders.clear();
         while let Some(position) = self.acked.recv().await {
