@@ -90,7 +90,14 @@ pub async fn timer_store_behaviour(store: Arc<dyn TimerStore>) {
         .commit(&[(a.contact.clone(), state.clone())], &changes)
         .await
         .unwrap();
-    assert_eq!(store.load(&a.contact).await.unwrap(), Some(state));
+    assert_eq!(store.load(&a.contact).await.unwrap(), Some(state.clone()));
+    assert_eq!(
+        store
+            .load_many(&[b.contact.clone(), a.contact.clone()])
+            .await
+            .unwrap(),
+        vec![None, Some(state)]
+    );
 
     // Firing order, exclusive upper bound, paging with a cursor.
     let all = store.due(None, i64::MAX, 10).await.unwrap();

@@ -56,6 +56,22 @@ async fn store_behaviour(store: Arc<dyn StateStore>) {
         .unwrap();
     assert_eq!(store.load(&alice).await.unwrap(), Some(state(12, "a12")));
 
+    // Many contacts at once, in the order asked, the unknown ones as `None`.
+    let many: Vec<(ContactKey, StoredState)> = (0..300)
+        .map(|n| (ContactKey::new(&tenant, format!("m-{n}")), state(n, "m")))
+        .collect();
+    store.save(&many).await.unwrap();
+    let keys: Vec<ContactKey> = (0..600)
+        .rev()
+        .map(|n| ContactKey::new(&tenant, format!("m-{n}")))
+        .collect();
+    let loaded = store.load_many(&keys).await.unwrap();
+    let expected: Vec<Option<StoredState>> = (0..600)
+        .rev()
+        .map(|n| (n < 300).then(|| state(n, "m")))
+        .collect();
+    assert_eq!(loaded, expected);
+
     // Binary data survives as is.
     let binary = StoredState {
         version: 20,

@@ -7,7 +7,10 @@
 //! - Each input — an event, or a timer that came due — takes the same per-contact
 //!   path ([`Processor`]): load the contact's state, [`evaluate`](crate::eval::evaluate),
 //!   then commit the new state and the timer changes together and publish the
-//!   actions to `sluice.actions`.
+//!   actions to `sluice.actions`. A worker takes its ready inputs in batches
+//!   ([`TimerConfig::batch`]): one load of the batch's contacts (those not in the
+//!   partition's [`StateCache`]), one publish, one commit of states and netted
+//!   timer changes, then the offsets ([`Processor::process_batch`]).
 //! - The timer service has two tiers: every pending timer is durable in the
 //!   [`TimerStore`](sluice_infra::store::TimerStore) (so a restart resumes them);
 //!   each partition holds the timers due within a horizon in an in-memory wheel,
@@ -17,13 +20,20 @@
 //!   [`VirtualClock`] for scenario tests. The evaluator never reads a clock; the
 //!   runtime passes `now`.
 
+mod batch;
+mod cache;
 mod clock;
 mod contact;
 mod metrics;
+mod net;
+mod ownership;
 mod partition;
 mod service;
 mod wheel;
+mod worker;
 
+pub use batch::BatchInput;
+pub use cache::{Cached, StateCache};
 pub use clock::{Clock, VirtualClock, WallClock};
 pub use contact::{Processed, Processor};
 pub use metrics::EngineMetrics;

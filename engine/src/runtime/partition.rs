@@ -2,9 +2,11 @@
 //! share of the timer service — the near-term timers in a [`TimerWheel`], loaded
 //! window by window from the durable [`TimerStore`](sluice_infra::store::TimerStore).
 //!
-//! Timers are fed through the same per-contact path as events ([`Processor`]).
-//! A popped timer is checked against the store first, so a timer that was
-//! cancelled, moved or already fired never fires (again).
+//! Timers are fed through the same per-contact path as events ([`Processor`]),
+//! in batches with them. A popped timer is checked against the store (and its
+//! batch's earlier changes) first, so a timer that was cancelled, moved or already
+//! fired never fires (again). The partition also keeps its contacts' recently
+//! used states ([`StateCache`]), valid while it owns the partition.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use sluice_infra::{
 use sluice_schemas::Event;
 
 use super::{
+    BatchInput, StateCache,
     contact::{Processed, Processor},
     wheel::TimerWheel,
 };
@@ -23,7 +26,7 @@ use crate::{
     eval::{Input, TimerFired, TimerKey},
 };
 
-/// How the timer service pages and paces.
+/// How a partition batches its inputs, caches states, and pages and paces timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerConfig {
     /// Timers due within this much of now are held in memory.
@@ -35,6 +38,10 @@ pub struct TimerConfig {
     pub burst: usize,
     /// At most this many timers fire per second per partition while draining.
     pub rate: u32,
+    /// At most this many inputs (events and due timers) are processed as one batch.
+    pub batch: usize,
+    /// Contact states cached per partition (0: none).
+    pub cache: usize,
 }
 
 impl Default for TimerConfig {
@@ -44,6 +51,8 @@ impl Default for TimerConfig {
             page: 4096,
             burst: 64,
             rate: 2_000,
+            batch: 512,
+            cache: super::cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -60,6 +69,18 @@ pub struct Partition {
     loaded_until: i64,
     /// The last timer read from the store: everything up to it is in the wheel.
     cursor: Option<TimerEntry>,
+    cache: StateCache,
+}
+
+/// The input of a timer that came due.
+pub(crate) fn fired(timer: &TimerEntry) -> TimerFired {
+    TimerFired {
+        key: TimerKey {
+            run: timer.run,
+            token: timer.token,
+        },
+        due_at: timer.due_at,
+    }
 }
 
 impl Partition {
@@ -73,6 +94,7 @@ impl Partition {
             wheel: TimerWheel::default(),
             loaded_until: i64::MIN,
             cursor: None,
+            cache: StateCache::new(config.cache),
         }
     }
 
@@ -92,15 +114,28 @@ impl Partition {
         }
     }
 
-    /// Processes an event of one of this partition's contacts at `now`.
-    pub async fn handle_event(&mut self, event: &Event, now: i64) -> Result<Processed> {
-        let contact = ContactKey::new(event.tenant.as_str(), event.contact_id.as_str());
+    /// Processes a batch of this partition's inputs, in order, with one round of
+    /// store and bus I/O ([`Processor::process_batch`]), through the state cache.
+    pub async fn process(&mut self, inputs: &[BatchInput<'_>]) -> Result<Vec<Processed>> {
         let processed = self
             .processor
-            .process(&contact, Input::Event(event), now)
+            .process_batch(&mut self.cache, inputs)
             .await?;
-        self.remember(&processed);
+        for one in &processed {
+            self.remember(one);
+        }
         Ok(processed)
+    }
+
+    /// Processes an event of one of this partition's contacts at `now` (a batch of one).
+    pub async fn handle_event(&mut self, event: &Event, now: i64) -> Result<Processed> {
+        let contact = ContactKey::new(event.tenant.as_str(), event.contact_id.as_str());
+        let input = BatchInput {
+            contact: &contact,
+            input: Input::Event(event),
+            now,
+        };
+        Ok(self.process(&[input]).await?.pop().unwrap_or_default())
     }
 
     /// Reads at most `pages` pages of pending timers due before `until` into the
@@ -157,44 +192,39 @@ impl Partition {
         self.loaded_until
     }
 
-    /// Fires the earliest timer if it is due at `now`, through the contact's path.
-    /// `Ok(None)` when none is due; a popped timer that is no longer pending is
-    /// skipped (and reported as `Some` with an empty output).
+    /// Takes the earliest timer out of memory if it is due at `now`, for a batch.
+    pub fn pop_due(&mut self, now: i64) -> Option<TimerEntry> {
+        self.wheel.pop_due(now)
+    }
+
+    /// Fires the earliest timer if it is due at `now`, through the contact's path
+    /// (a batch of one). `Ok(None)` when none is due; a popped timer that is no
+    /// longer pending is skipped (and reported as `Some` with an empty output).
     pub async fn fire_next(&mut self, now: i64) -> Result<Option<Processed>> {
         let Some(timer) = self.wheel.pop_due(now) else {
             return Ok(None);
         };
-        if !self
-            .processor
-            .store()
-            .contains(&timer)
-            .await
-            .map_err(Error::Store)?
-        {
-            return Ok(Some(Processed::default()));
-        }
-        let fired = TimerFired {
-            key: TimerKey {
-                run: timer.run,
-                token: timer.token,
-            },
-            due_at: timer.due_at,
+        let input = BatchInput {
+            contact: &timer.contact,
+            input: Input::Timer(fired(&timer)),
+            now,
         };
-        let processed = self
-            .processor
-            .process(&timer.contact, Input::Timer(fired), now)
-            .await?;
-        self.remember(&processed);
-        Ok(Some(processed))
+        Ok(self.process(&[input]).await?.pop())
     }
 
-    /// Forgets the timers in memory, so the next [`refill`](Self::refill) reads them
-    /// from the store again: after the partition was revoked and assigned back,
-    /// another replica may have changed them.
+    /// Forgets the timers and the states in memory, so that they are read from the
+    /// store again: after the partition was revoked and assigned back, another
+    /// replica may have changed them.
     pub fn reset(&mut self) {
         self.wheel = TimerWheel::default();
         self.loaded_until = i64::MIN;
         self.cursor = None;
+        self.cache.clear();
+    }
+
+    /// Contact states held in the cache.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// The partition's number.

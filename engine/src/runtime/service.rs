@@ -2,26 +2,30 @@
 //! `sluice.events` that hands each record to its partition's worker, and one
 //! worker task per partition — events of one contact strictly in order,
 //! partitions in parallel, due timers interleaved with live events at a bounded
-//! rate.
+//! rate, both taken in batches of up to [`TimerConfig::batch`](super::TimerConfig)
+//! inputs.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize},
     },
     time::{Duration, Instant},
 };
 
-use sluice_infra::bus::{Delivered, EventBus, Position, Record, Subscription, topics};
-use sluice_schemas::Event;
+use sluice_infra::bus::{Delivered, EventBus, Position, Subscription, topics};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinSet,
 };
 use tracing::Instrument;
 
-use super::{Clock, EngineMetrics, Partition};
+use super::{
+    Clock, EngineMetrics, Partition,
+    ownership::{Assignment, Polled},
+    worker::Worker,
+};
 use crate::{Error, Result};
 
 /// Counters the runtime keeps while it runs.
@@ -37,8 +41,11 @@ pub struct Stats {
     pub failures: AtomicU64,
     /// Records sent to the dead-letter topic.
     pub dead_letters: AtomicU64,
-    /// Workers in the middle of an input right now.
+    /// Workers in the middle of a batch right now.
     pub busy: AtomicUsize,
+    /// Records dropped because their partition changed hands after they were
+    /// polled (the group delivers them again).
+    pub stale: AtomicU64,
 }
 
 /// Where a [`Runtime`] reads and where bad input goes.
@@ -95,7 +102,7 @@ impl Runtime {
     ) -> Result<Runtime> {
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = watch::channel(false);
-        let (assign, assignment) = watch::channel(Vec::new());
+        let (assign, assignment) = watch::channel(Assignment::default());
         let mut tasks = JoinSet::new();
         let (acks, acked) = mpsc::unbounded_channel();
         let workers = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
@@ -116,7 +123,10 @@ impl Runtime {
                 stats: Arc::clone(&stats),
                 stopped: stopped.clone(),
                 assignment: assignment.clone(),
+                view: Assignment::default(),
                 owned: false,
+                epoch: 0,
+                carried: None,
             };
             tasks.spawn(
                 worker
@@ -136,6 +146,7 @@ impl Runtime {
             senders,
             acked,
             assign,
+            assignment: Assignment::default(),
             stopped,
             next: HashMap::new(),
             held: HashMap::new(),
@@ -150,7 +161,7 @@ impl Runtime {
         &self.stats
     }
 
-    /// Stops consuming, lets every worker finish the input in hand, commits what
+    /// Stops consuming, lets every worker finish the batch in hand, commits what
     /// was processed, leaves the group, and waits.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -165,14 +176,16 @@ struct Consumer {
     subscription: Box<dyn Subscription>,
     bus: Arc<dyn EventBus>,
     topic: String,
-    senders: Vec<mpsc::Sender<Delivered>>,
+    senders: Vec<mpsc::Sender<Polled>>,
     acked: mpsc::UnboundedReceiver<Position>,
-    assign: watch::Sender<Vec<i32>>,
+    assign: watch::Sender<Assignment>,
+    /// The group's assignment as last read, with the partitions' generations.
+    assignment: Assignment,
     stopped: watch::Receiver<bool>,
     /// The next offset to process, per partition (from the workers' acks).
     next: HashMap<i32, i64>,
     /// Records of paused partitions waiting for room in their worker's inbox.
-    held: HashMap<i32, VecDeque<Delivered>>,
+    held: HashMap<i32, VecDeque<Polled>>,
     metrics: Option<EngineMetrics>,
 }
 
@@ -187,14 +200,15 @@ impl Consumer {
     fn follow_assignment(&mut self) {
         match self.subscription.assignment(&self.topic) {
             Ok(partitions) => {
-                self.assign.send_if_modified(|current| {
-                    if *current == partitions {
-                        return false;
-                    }
-                    tracing::info!(?partitions, topic = %self.topic, "assignment changed");
-                    *current = partitions;
-                    true
-                });
+                if self.assignment.update(partitions) {
+                    tracing::info!(
+                        partitions = ?self.assignment.partitions(),
+                        topic = %self.topic,
+                        "assignment changed"
+                    );
+                    // Before any record polled under the new assignment is routed.
+                    self.assign.send_replace(self.assignment.clone());
+                }
             }
             Err(error) => tracing::warn!(%error, "cannot read the assignment"),
         }
@@ -206,7 +220,7 @@ impl Consumer {
         let metrics = self.metrics.clone();
         let bus = Arc::clone(&self.bus);
         let topic = self.topic.clone();
-        let assigned = self.assign.borrow().clone();
+        let assigned = self.assignment.partitions().to_vec();
         let next = self.next.clone();
         async move {
             let Some(metrics) = metrics else { return };
@@ -234,6 +248,10 @@ impl Consumer {
     /// place in the group.
     fn route(&mut self, record: Delivered) {
         let partition = record.position.partition;
+        let record = Polled {
+            generation: self.assignment.generation(partition),
+            record,
+        };
         if let Some(held) = self.held.get_mut(&partition) {
             held.push_back(record);
             return;
@@ -309,7 +327,7 @@ impl Consumer {
                 self.route(record);
             }
         }
-        // Stopping: the workers finish the input in hand and hang up; commit what
+        // Stopping: the workers finish the batch in hand and hang up; commit what
         // they processed, then leave the group.
         self.senders.clear();
         while let Some(position) = self.acked.recv().await {
@@ -318,329 +336,5 @@ impl Consumer {
         if let Err(error) = self.subscription.close().await {
             tracing::warn!(%error, topic = %self.topic, "cannot commit on close");
         }
-    }
-}
-
-/// One partition's worker.
-struct Worker {
-    partition: Partition,
-    /// How many workers share the partitions (`partition % workers` routes).
-    workers: i32,
-    inbox: mpsc::Receiver<Delivered>,
-    acks: mpsc::UnboundedSender<Position>,
-    bus: Arc<dyn EventBus>,
-    options: RuntimeOptions,
-    clock: Arc<dyn Clock>,
-    stats: Arc<Stats>,
-    stopped: watch::Receiver<bool>,
-    assignment: watch::Receiver<Vec<i32>>,
-    /// Whether the group assigns this worker's partition here: only then do its
-    /// timers fire.
-    owned: bool,
-}
-
-impl Worker {
-    async fn run(mut self) {
-        let config = self.partition.config();
-        let mut budget = Budget::new(config.rate, config.burst, self.clock.now());
-        loop {
-            if *self.stopped.borrow() {
-                return;
-            }
-            // Live events first, a bounded batch at a time.
-            let mut events = 0;
-            while events < 256 {
-                let Ok(record) = self.inbox.try_recv() else {
-                    break;
-                };
-                if !self.event(record).await {
-                    return;
-                }
-                events += 1;
-            }
-            self.follow_assignment();
-            let now = self.clock.now();
-            let mut fired = 0;
-            if self.owned {
-                if let Err(error) = self.partition.refill(now).await {
-                    tracing::warn!(%error, "cannot load timers; retrying");
-                }
-                fired = self.timers(now, config.burst, &mut budget).await;
-                self.record_pending();
-            }
-            if events > 0 || fired > 0 {
-                continue;
-            }
-            // Idle: sleep until the next timer, the next window, an event or stop.
-            let wake = if self.owned {
-                self.partition
-                    .next_due()
-                    .unwrap_or(i64::MAX)
-                    .min(self.partition.loaded_until())
-                    .saturating_sub(now)
-                    .clamp(1, 1_000)
-            } else {
-                200
-            };
-            let mut stopped = self.stopped.clone();
-            let mut assignment = self.assignment.clone();
-            tokio::select! {
-                record = self.inbox.recv() => match record {
-                    Some(record) => {
-                        if !self.event(record).await {
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-                _ = tokio::time::sleep(Duration::from_millis(wake.unsigned_abs())) => {}
-                _ = stopped.changed() => {}
-                _ = assignment.changed() => {}
-            }
-        }
-    }
-
-    /// Takes the group's assignment: timers fire only for an owned partition, and
-    /// are reloaded from the store whenever ownership changes.
-    fn follow_assignment(&mut self) {
-        let index = self.partition.index();
-        let workers = self.workers.max(1);
-        let owned = self
-            .assignment
-            .borrow_and_update()
-            .iter()
-            .any(|p| p.rem_euclid(workers) == index);
-        if owned != self.owned {
-            tracing::info!(owned, "partition ownership changed; timers reloaded");
-            self.owned = owned;
-            self.partition.reset();
-            self.record_pending();
-        }
-    }
-
-    fn record_pending(&self) {
-        if let Some(metrics) = self.partition.metrics() {
-            let pending = i64::try_from(self.partition.in_memory()).unwrap_or(i64::MAX);
-            metrics
-                .timers_pending
-                .with_label_values(&[self.partition.index().to_string().as_str()])
-                .set(pending);
-        }
-    }
-
-    /// Processes one record; returns `false` when the runtime stopped before the
-    /// record's effects were durable (it is then not acknowledged, and the group
-    /// delivers it again).
-    async fn event(&mut self, record: Delivered) -> bool {
-        self.stats.busy.fetch_add(1, Ordering::SeqCst);
-        let done = self.process(&record).await;
-        self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-        if done {
-            let _ = self.acks.send(record.position);
-            self.stats.events.fetch_add(1, Ordering::SeqCst);
-        }
-        done
-    }
-
-    async fn process(&mut self, record: &Delivered) -> bool {
-        let event = match Event::decode(&record.payload) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::warn!(offset = record.position.offset, %error, "undecodable event");
-                return self
-                    .dead_letter(record, "undecodable", &error.to_string())
-                    .await;
-            }
-        };
-        let metrics = self.partition.metrics().cloned();
-        if let Some(metrics) = &metrics {
-            metrics
-                .events
-                .with_label_values(&[event.event_type.as_str()])
-                .inc();
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let started = Instant::now();
-            let now = self.clock.now();
-            match self.partition.handle_event(&event, now).await {
-                Ok(processed) => {
-                    if let Some(metrics) = &metrics {
-                        metrics.processing.observe(started.elapsed().as_secs_f64());
-                    }
-                    self.stats
-                        .actions
-                        .fetch_add(processed.output.actions.len() as u64, Ordering::SeqCst);
-                    return true;
-                }
-                Err(error) if retryable(&error) => {
-                    // The store or the bus is down: hold this partition (nothing
-                    // after this record is processed or committed) and retry.
-                    tracing::warn!(event = event.id, %error, ?backoff, "event failed; retrying");
-                    let mut stopped = self.stopped.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return false,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => {
-                    self.stats.failures.fetch_add(1, Ordering::SeqCst);
-                    tracing::error!(event = event.id, %error, "event failed");
-                    return self
-                        .dead_letter(record, "unprocessable", &error.to_string())
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Sends a record to the dead-letter topic (when there is one) with the reason
-    /// and its source; retries until the bus takes it or the runtime stops.
-    async fn dead_letter(&mut self, record: &Delivered, reason: &str, detail: &str) -> bool {
-        self.stats.failures.fetch_add(1, Ordering::SeqCst);
-        let Some(topic) = self.options.dlq_topic.clone() else {
-            tracing::warn!(offset = record.position.offset, reason, "skipped");
-            return true;
-        };
-        let source = format!(
-            "{}/{}/{}",
-            record.topic, record.position.partition, record.position.offset
-        );
-        let mut letter = Record::new(record.key.clone(), record.payload.clone());
-        letter.headers.clone_from(&record.headers);
-        let letter = letter
-            .with_header("sluice.error", format!("{reason}: {detail}"))
-            .with_header("sluice.source", source.clone());
-        loop {
-            match self.bus.publish(&topic, vec![letter.clone()]).await {
-                Ok(_) => {
-                    self.stats.dead_letters.fetch_add(1, Ordering::SeqCst);
-                    if let Some(metrics) = self.partition.metrics() {
-                        metrics.dead_letters.with_label_values(&[reason]).inc();
-                    }
-                    tracing::warn!(%source, reason, %topic, "dead-lettered");
-                    return true;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, %topic, "cannot dead-letter; retrying");
-                    let mut stopped = self.stopped.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return false,
-                    }
-                }
-            }
-        }
-    }
-
-    /// Fires up to `burst` due timers, as the rate budget allows.
-    async fn timers(&mut self, now: i64, burst: usize, budget: &mut Budget) -> usize {
-        let mut fired = 0;
-        while fired < burst && self.partition.next_due().is_some_and(|due| due <= now) {
-            if !budget.take(now) {
-                break;
-            }
-            let due = self.partition.next_due().unwrap_or(now);
-            self.stats.busy.fetch_add(1, Ordering::SeqCst);
-            let started = Instant::now();
-            let result = self.partition.fire_next(now).await;
-            self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-            match result {
-                Ok(Some(processed)) => {
-                    fired += 1;
-                    self.stats.timers.fetch_add(1, Ordering::SeqCst);
-                    self.stats
-                        .actions
-                        .fetch_add(processed.output.actions.len() as u64, Ordering::SeqCst);
-                    if let Some(metrics) = self.partition.metrics() {
-                        metrics.timers_fired.inc();
-                        metrics.processing.observe(started.elapsed().as_secs_f64());
-                        let late = now.saturating_sub(due).max(0) as f64 / 1000.0;
-                        metrics.timer_lateness.observe(late);
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    // The timer is still in the store: reload the wheel from there
-                    // once the store answers again.
-                    self.stats.failures.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!(%error, "timer failed; reloading timers from the store");
-                    self.partition.reset();
-                    break;
-                }
-            }
-        }
-        fired
-    }
-}
-
-/// Whether an error of the per-contact path is worth retrying (the store or the
-/// bus is unavailable) rather than dead-lettering the input.
-fn retryable(error: &Error) -> bool {
-    match error {
-        Error::Store(inner) | Error::Bus(inner) => inner.is_retryable(),
-        _ => false,
-    }
-}
-
-/// A token bucket: at most `rate` timers per second, bursts of at most `burst`.
-struct Budget {
-    per_ms: f64,
-    capacity: f64,
-    tokens: f64,
-    last: i64,
-}
-
-impl Budget {
-    fn new(rate: u32, burst: usize, now: i64) -> Self {
-        let capacity = burst.max(1) as f64;
-        Budget {
-            per_ms: f64::from(rate.max(1)) / 1000.0,
-            capacity,
-            tokens: capacity,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, now: i64) -> bool {
-        let elapsed = now.saturating_sub(self.last).max(0) as f64;
-        // A clock that stepped back (NTP, a test's virtual clock) restarts the
-        // reference; keeping the later time would starve the budget until the
-        // clock caught up with it again.
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_ms).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod budget_tests {
-    use super::Budget;
-
-    #[test]
-    fn the_drain_budget_allows_bursts_then_the_rate() {
-        let mut budget = Budget::new(1_000, 5, 0);
-        assert_eq!((0..10).filter(|_| budget.take(0)).count(), 5);
-        assert!(budget.take(1), "one per millisecond at 1000/s");
-        assert!(!budget.take(1));
-        assert_eq!(
-            (0..10).filter(|_| budget.take(100)).count(),
-            5,
-            "capped at the burst"
-        );
-    }
-
-    #[test]
-    fn a_clock_stepping_back_does_not_starve_the_budget() {
-        let mut budget = Budget::new(1_000, 1, 10_000);
-        assert!(budget.take(10_000));
-        assert!(!budget.take(0), "no time passed going back");
-        assert!(budget.take(1), "refills from the new reference");
     }
 }

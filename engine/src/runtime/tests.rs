@@ -486,3 +486,169 @@ async fn a_partition_stuck_on_its_store_does_not_stop_the_others() {
     wait_for(1_620).await;
     runtime.shutdown().await;
 }
+
+/// A memory store that counts the states it loads.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryStore,
+    loaded: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl sluice_infra::store::StateStore for Counting {
+    async fn load(
+        &self,
+        key: &ContactKey,
+    ) -> sluice_infra::Result<Option<sluice_infra::store::StoredState>> {
+        self.loaded
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        batch: &[(ContactKey, sluice_infra::store::StoredState)],
+    ) -> sluice_infra::Result<()> {
+        self.inner.save(batch).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TimerStore for Counting {
+    async fn commit(
+        &self,
+        states: &[(ContactKey, sluice_infra::store::StoredState)],
+        timers: &sluice_infra::store::TimerChanges,
+    ) -> sluice_infra::Result<()> {
+        self.inner.commit(states, timers).await
+    }
+
+    async fn due(
+        &self,
+        after: Option<&sluice_infra::store::TimerEntry>,
+        before: i64,
+        limit: usize,
+    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
+        self.inner.due(after, before, limit).await
+    }
+
+    async fn contains(
+        &self,
+        timer: &sluice_infra::store::TimerEntry,
+    ) -> sluice_infra::Result<bool> {
+        self.inner.contains(timer).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_loads_each_contact_once_and_the_cache_spares_later_loads() {
+    use sluice_infra::store::StateStore;
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Counting::default());
+    let processor = Processor::new(
+        Arc::new(StandIn::default()),
+        Arc::clone(&store) as Arc<dyn TimerStore>,
+        Arc::new(MemoryBus::new(1)),
+    );
+    let mut p = Partition::new(0, 1, processor, TimerConfig::default());
+    let events: Vec<(ContactKey, Event)> = (1..=6)
+        .map(|n| {
+            let e = event(n, &format!("c-{}", n % 3), 100);
+            (ContactKey::new("acme", format!("c-{}", n % 3)), e)
+        })
+        .collect();
+    let inputs: Vec<BatchInput<'_>> = events
+        .iter()
+        .map(|(contact, e)| BatchInput {
+            contact,
+            input: Input::Event(e),
+            now: 100,
+        })
+        .collect();
+    let processed = p.process(&inputs).await.unwrap();
+    assert_eq!(processed.len(), 6);
+    assert_eq!(store.loaded.load(SeqCst), 3, "one load per contact");
+    let version = |c: &str| {
+        let store = Arc::clone(&store);
+        let key = ContactKey::new("acme", c);
+        async move { store.inner.load(&key).await.unwrap().unwrap().version }
+    };
+    assert_eq!(version("c-0").await, 2, "one version per applied input");
+
+    p.handle_event(&event(7, "c-1", 100), 100).await.unwrap();
+    assert_eq!(store.loaded.load(SeqCst), 3, "cached");
+    assert_eq!(version("c-1").await, 3);
+
+    // After a change of hands, states are read from the store again.
+    p.reset();
+    p.handle_event(&event(8, "c-1", 100), 100).await.unwrap();
+    assert_eq!(store.loaded.load(SeqCst), 4);
+    assert_eq!(version("c-1").await, 4);
+}
+
+#[tokio::test]
+async fn one_unprocessable_input_goes_to_the_dead_letters_and_its_batch_goes_on() {
+    use sluice_infra::store::{StateStore, StoredState};
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(MemoryStore::default());
+    // The stored state of one contact cannot be read.
+    let broken = ContactKey::new("acme", "broken");
+    store
+        .save(&[(
+            broken,
+            StoredState {
+                version: 1,
+                data: bytes::Bytes::from_static(b"\xffgarbage"),
+            },
+        )])
+        .await
+        .unwrap();
+    let bus = MemoryBus::new(1);
+    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
+        .await
+        .unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(bus);
+    let records: Vec<Record> = (1..=9)
+        .map(|n| {
+            let contact = if n == 5 {
+                "broken".to_owned()
+            } else {
+                format!("c-{}", n % 4)
+            };
+            let e = event(n, &contact, WallClock.now() + 3_600_000);
+            Record::new(e.key(), e.encode().unwrap())
+        })
+        .collect();
+    bus.publish(topics::EVENTS, records).await.unwrap();
+    let evaluator = Arc::new(StandIn {
+        delay: 3_600_000,
+        ..StandIn::default()
+    });
+    let processor = Processor::new(evaluator, store, Arc::clone(&bus));
+    let runtime = Runtime::start_with(
+        Arc::clone(&bus),
+        "test",
+        vec![Partition::new(0, 1, processor, TimerConfig::default())],
+        Arc::new(WallClock),
+        RuntimeOptions {
+            dlq_topic: Some(topics::DLQ.to_owned()),
+            ..RuntimeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runtime.stats().events.load(SeqCst) < 9 {
+        assert!(std::time::Instant::now() < deadline, "events not processed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runtime.stats().dead_letters.load(SeqCst), 1);
+    assert_eq!(runtime.stats().actions.load(SeqCst), 8);
+    runtime.shutdown().await;
+    let mut dlq = bus.subscribe("check", &[topics::DLQ]).await.unwrap();
+    let letters = dlq.poll(10, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].key, "acme/broken");
+    let reason = String::from_utf8_lossy(letters[0].header("sluice.error").unwrap());
+    assert!(reason.starts_with("unprocessable: "), "{reason}");
+}

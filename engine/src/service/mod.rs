@@ -29,7 +29,7 @@ use crate::{
     },
 };
 
-/// How `sluice engine` consumes, where it writes, and how it paces timers.
+/// How `sluice engine` consumes, where it writes, how it batches and how it paces timers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// Consumer group of the events topic.
@@ -46,7 +46,7 @@ pub struct EngineConfig {
     pub partitions_hint: i32,
     /// Create missing topics (replication 1; for development and tests).
     pub create_topics: bool,
-    /// Timer paging and pacing.
+    /// Batch size, state cache, timer paging and pacing, per partition.
     pub timers: TimerConfig,
 }
 

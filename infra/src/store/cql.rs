@@ -1,13 +1,17 @@
 //! The CQL state store: ScyllaDB in production, any CQL cluster (Cassandra in
 //! tests), with prepared statements, pipelined.
 //!
+//! [`load_many`](StateStore::load_many) issues one prepared lookup per contact,
+//! all in flight together (up to [`IN_FLIGHT`]), and [`save`](StateStore::save)
+//! one write per contact, likewise.
+//!
 //! Newest-version-wins without lightweight transactions: every write carries
 //! `USING TIMESTAMP <version>`, so the cluster's last-write-wins keeps the state
 //! with the highest version whatever order the writes arrive in.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, future::try_join_all, stream};
 use scylla::statement::prepared::PreparedStatement;
 
 use super::{ContactKey, StateStore, StoredState};
@@ -15,6 +19,10 @@ use crate::{
     Result,
     cql::{Cql, cql_error, execution_error},
 };
+
+/// Lookups of one `load_many` in flight at once (the driver pipelines them over
+/// its connections).
+const IN_FLIGHT: usize = 1_024;
 
 /// A [`StateStore`] on a CQL cluster.
 pub struct CqlStore {
@@ -73,6 +81,16 @@ impl StateStore for CqlStore {
             version,
             data: Bytes::from(data),
         }))
+    }
+
+    async fn load_many(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
+        // `load` futures (boxed by `async_trait`), made up front: a closure inside the
+        // stream would not be `Send` for every lifetime.
+        let lookups: Vec<_> = keys.iter().map(|key| self.load(key)).collect();
+        stream::iter(lookups)
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {

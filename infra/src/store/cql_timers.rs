@@ -16,13 +16,19 @@
 //!   token) keeps the wheel from reloading timers that already fired; the engine's
 //!   stale-timer guard is the second line of defence.
 //! - **Commit without LWT.** Prepared statements, pipelined. A commit first reads
-//!   the current due times of the ids it touches, then writes the new timers
-//!   together with the states, and only after those are durable marks the
-//!   cancelled ones. A failure part way leaves at worst an extra timer the state
-//!   no longer waits for (ignored when it fires, and the input is replayed
-//!   anyway because its offset was not committed) — never a lost one.
+//!   the current due times of the ids it touches, then writes the new timers (a
+//!   bucket's index entry once per commit, however many of its timers it sets),
+//!   then — once those are durable — the states, and only after those are durable
+//!   marks the cancelled ones. A failure part way leaves at worst an extra timer
+//!   the state no longer waits for (ignored when it fires, and the input is
+//!   replayed anyway because its offset was not committed) — never a state whose
+//!   timer is missing: a replayed input that the state records as applied is a
+//!   duplicate and sets no timer again.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use async_trait::async_trait;
 use futures::future::try_join_all;
@@ -197,6 +203,8 @@ impl CqlTimerStore {
         Ok(row.and_then(|(due,)| due).filter(|&due| due != GONE))
     }
 
+    /// Writes a timer's row and its id's entry (`cancelled`: marks both as gone).
+    /// A new timer's bucket goes into `timer_buckets` separately ([`Self::index`]).
     async fn write_timer(&self, timer: &TimerEntry, cancelled: bool) -> Result<()> {
         let shard = self.shard(&timer.contact);
         let ttl = ttl(timer.due_at);
@@ -238,18 +246,31 @@ impl CqlTimerStore {
                 ttl,
             ),
         );
-        if cancelled {
-            let (row, id) = futures::join!(row, id);
-            row.map_err(execution_error(operation()))?;
-            id.map_err(execution_error(operation()))?;
-        } else {
-            let index =
-                session.execute_unpaged(&self.insert_bucket, (shard, bucket(timer.due_at), ttl));
-            let (row, id, index) = futures::join!(row, id, index);
-            row.map_err(execution_error(operation()))?;
-            id.map_err(execution_error(operation()))?;
-            index.map_err(execution_error(operation()))?;
+        let (row, id) = futures::join!(row, id);
+        row.map_err(execution_error(operation()))?;
+        id.map_err(execution_error(operation()))?;
+        Ok(())
+    }
+
+    /// Lists the buckets of new timers in `timer_buckets`: each `(shard, bucket)`
+    /// once, with the longest TTL of its timers.
+    async fn index(&self, timers: &[TimerEntry]) -> Result<()> {
+        let mut buckets: HashMap<(i32, i64), i32> = HashMap::new();
+        for timer in timers {
+            let ttl = ttl(timer.due_at);
+            let entry = buckets
+                .entry((self.shard(&timer.contact), bucket(timer.due_at)))
+                .or_insert(ttl);
+            *entry = (*entry).max(ttl);
         }
+        let operation = || format!("writing {}.timer_buckets", self.cql.keyspace());
+        try_join_all(buckets.into_iter().map(|((shard, bucket), ttl)| {
+            self.cql
+                .session()
+                .execute_unpaged(&self.insert_bucket, (shard, bucket, ttl))
+        }))
+        .await
+        .map_err(execution_error(operation()))?;
         Ok(())
     }
 
@@ -365,6 +386,10 @@ impl StateStore for CqlTimerStore {
         self.states.load(key).await
     }
 
+    async fn load_many(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
+        self.states.load_many(keys).await
+    }
+
     async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {
         self.states.save(batch).await
     }
@@ -383,11 +408,14 @@ impl TimerStore for CqlTimerStore {
         ids.sort_unstable();
         ids.dedup();
         let current = try_join_all(ids.iter().map(|id| self.current_due(id))).await?;
-        // The new timers, together with the states.
-        let sets = try_join_all(timers.set.iter().map(|t| self.write_timer(t, false)));
-        let (sets, saved) = futures::join!(sets, self.states.save(states));
+        // The new timers, then the states that wait for them.
+        let (sets, indexed) = futures::join!(
+            try_join_all(timers.set.iter().map(|t| self.write_timer(t, false))),
+            self.index(&timers.set)
+        );
         sets?;
-        saved?;
+        indexed?;
+        self.states.save(states).await?;
         // Then retire the old rows: cancelled ids, and the old due time of moved ones.
         let mut retire = Vec::new();
         for (id, due) in ids.iter().zip(current) {

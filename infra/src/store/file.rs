@@ -74,28 +74,33 @@ impl FileStore {
         })
     }
 
-    fn load_blocking(&self, key: &ContactKey) -> Result<Option<StoredState>> {
+    fn load_blocking(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
         let fail = || file_error(&self.path, "reading");
         let txn = self.db.begin_read().map_err(|e| fail()(e.into()))?;
         let table = txn
             .open_table(CONTACT_STATE)
             .map_err(|e| fail()(e.into()))?;
-        let Some(value) = table
-            .get((key.tenant.as_str(), key.contact_id.as_str()))
-            .map_err(|e| fail()(e.into()))?
-        else {
-            return Ok(None);
-        };
-        let bytes = value.value();
-        let (version, data) = bytes.split_at_checked(8).ok_or_else(|| Error::File {
-            operation: format!("reading {} for {key}", self.path),
-            message: format!("corrupt record of {} bytes", bytes.len()),
-        })?;
-        let version = i64::from_be_bytes(version.try_into().unwrap_or_default());
-        Ok(Some(StoredState {
-            version,
-            data: Bytes::copy_from_slice(data),
-        }))
+        let mut states = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(value) = table
+                .get((key.tenant.as_str(), key.contact_id.as_str()))
+                .map_err(|e| fail()(e.into()))?
+            else {
+                states.push(None);
+                continue;
+            };
+            let bytes = value.value();
+            let (version, data) = bytes.split_at_checked(8).ok_or_else(|| Error::File {
+                operation: format!("reading {} for {key}", self.path),
+                message: format!("corrupt record of {} bytes", bytes.len()),
+            })?;
+            let version = i64::from_be_bytes(version.try_into().unwrap_or_default());
+            states.push(Some(StoredState {
+                version,
+                data: Bytes::copy_from_slice(data),
+            }));
+        }
+        Ok(states)
     }
 
     fn save_blocking(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {
@@ -134,9 +139,18 @@ pub(super) fn save_states(
 #[async_trait]
 impl StateStore for FileStore {
     async fn load(&self, key: &ContactKey) -> Result<Option<StoredState>> {
+        Ok(self
+            .load_many(std::slice::from_ref(key))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// All lookups in one read transaction.
+    async fn load_many(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
         let store = self.clone();
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || store.load_blocking(&key))
+        let keys = keys.to_vec();
+        tokio::task::spawn_blocking(move || store.load_blocking(&keys))
             .await
             .map_err(|e| Error::File {
                 operation: format!("reading {}", self.path),

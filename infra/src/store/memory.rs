@@ -90,6 +90,11 @@ impl StateStore for MemoryStore {
         Ok(lock(&self.states).get(key).cloned())
     }
 
+    async fn load_many(&self, keys: &[ContactKey]) -> Result<Vec<Option<StoredState>>> {
+        let states = lock(&self.states);
+        Ok(keys.iter().map(|key| states.get(key).cloned()).collect())
+    }
+
     async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {
         save_states(&mut lock(&self.states), batch);
         Ok(())

@@ -63,6 +63,13 @@ pub(crate) struct EngineArgs {
     /// `SLUICE_TEST_HOOKS=1`.
     #[arg(long, env = "SLUICE_VIRTUAL_CLOCK", value_name = "START")]
     virtual_clock: Option<String>,
+    /// At most this many inputs (events and due timers) per partition are processed as
+    /// one batch: one state load, one publish, one store commit, then the offsets.
+    #[arg(long, env = "SLUICE_ENGINE_BATCH", default_value_t = 512)]
+    batch: usize,
+    /// Contact states cached per partition while this replica owns it (0: none).
+    #[arg(long, env = "SLUICE_ENGINE_CACHE", default_value_t = 8_192)]
+    cache: usize,
 
     #[command(subcommand)]
     command: Option<EngineCommand>,
@@ -87,6 +94,8 @@ impl EngineArgs {
             timers: TimerConfig {
                 horizon: Duration::from_secs(self.timer_horizon_secs.max(1)),
                 rate: self.timer_rate.max(1),
+                batch: self.batch.max(1),
+                cache: self.cache,
                 ..TimerConfig::default()
             },
         }
