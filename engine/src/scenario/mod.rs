@@ -23,7 +23,10 @@
 //! (`not_before`, `created_at`) as RFC 3339 or `+2h` from the step's time. The
 //! state view is the contact's state with `fields` and run `vars` as maps and each
 //! run's `node` as its id. In an event, the text `${last_action_id}` stands for the
-//! newest action's id (to answer an `http` node with a `function.result`).
+//! newest action's id (to answer an `http` node with a `function.result`); in events
+//! and expectations, `${contact_of:URN}` stands for the contact id that the channel
+//! identity `URN` maps to in the scenario's tenant (linked identities), and
+//! `${tenant}` for that tenant.
 //!
 //! The steps run on a [`Driver`]: [`run`] uses the embedded runtime
 //! ([`EmbeddedDriver`]); [`run_with`] takes any other, such as the end-to-end
@@ -38,4 +41,6 @@ mod run;
 
 pub use driver::{Driver, EmbeddedDriver, Produced};
 pub use file::{ContactSpec, DEFAULT_START, Scenario, ScenarioFile, Step, format_time, parse_time};
-pub use run::{LAST_ACTION_ID, Outcome, StepActions, StepFailure, run, run_with};
+pub use run::{
+    CONTACT_OF, LAST_ACTION_ID, Outcome, StepActions, StepFailure, TENANT, run, run_with,
+};

@@ -87,21 +87,40 @@ struct Runner<'a, D: Driver + ?Sized> {
     last_action_id: Option<String>,
 }
 
-/// Replaces `${last_action_id}` in every string of `value`.
-fn substitute(value: &mut Value, last_action_id: Option<&str>) -> std::result::Result<(), String> {
+/// Replaces the placeholders in every string of `value`: [`TENANT`],
+/// [`LAST_ACTION_ID`] and [`CONTACT_OF`]`URN}` (the contact id `URN` maps to in
+/// `tenant`).
+fn substitute(
+    value: &mut Value,
+    tenant: &str,
+    last_action_id: Option<&str>,
+) -> std::result::Result<(), String> {
     match value {
-        Value::String(text) if text.contains(LAST_ACTION_ID) => {
-            let id = last_action_id.ok_or("${last_action_id} used before any action")?;
-            *text = text.replace(LAST_ACTION_ID, id);
+        Value::String(text) => {
+            if text.contains(TENANT) {
+                *text = text.replace(TENANT, tenant);
+            }
+            if text.contains(LAST_ACTION_ID) {
+                let id = last_action_id.ok_or("${last_action_id} used before any action")?;
+                *text = text.replace(LAST_ACTION_ID, id);
+            }
+            while let Some(start) = text.find(CONTACT_OF) {
+                let rest = &text[start + CONTACT_OF.len()..];
+                let end = rest
+                    .find('}')
+                    .ok_or_else(|| format!("unclosed {CONTACT_OF}…}} in {text:?}"))?;
+                let id = sluice_schemas::identity::contact_id(tenant, &rest[..end]);
+                text.replace_range(start..start + CONTACT_OF.len() + end + 1, &id);
+            }
         }
         Value::Array(items) => {
             for item in items {
-                substitute(item, last_action_id)?;
+                substitute(item, tenant, last_action_id)?;
             }
         }
         Value::Object(map) => {
             for item in map.values_mut() {
-                substitute(item, last_action_id)?;
+                substitute(item, tenant, last_action_id)?;
             }
         }
         _ => {}
@@ -112,6 +131,15 @@ fn substitute(value: &mut Value, last_action_id: Option<&str>) -> std::result::R
 /// In an event, stands for the id of the newest action so far (to answer an
 /// `http` or `ai_complete` node with a `function.result` / `ai.result`).
 pub const LAST_ACTION_ID: &str = "${last_action_id}";
+
+/// In events and expectations, stands for the scenario's tenant (an event quoted
+/// inside another, as identity links forward them, names it).
+pub const TENANT: &str = "${tenant}";
+
+/// In events and expectations, `${contact_of:URN}` stands for the contact id the
+/// channel identity `URN` maps to in the scenario's tenant (what ingest derives),
+/// so scenarios about linked identities hold in any tenant.
+pub const CONTACT_OF: &str = "${contact_of:";
 
 /// Runs a loaded scenario on the embedded runtime ([`EmbeddedDriver`]). `Err`
 /// only when the scenario itself is invalid or the runtime failed; unmet
@@ -143,9 +171,11 @@ pub async fn run_with<D: Driver + ?Sized>(driver: &mut D, scenario: &Scenario) -
         failures.extend(failure);
     }
     if let Some(expected) = &scenario.file.final_state {
+        let mut expected = expected.clone();
+        substitute(&mut expected, &runner.contact.tenant, None).map_err(|e| runner.fail(0, e))?;
         let mut problems = Vec::new();
         let state = runner.state_view().await?;
-        compare(expected, Some(&state), "state", &mut problems);
+        compare(&expected, Some(&state), "state", &mut problems);
         if !problems.is_empty() {
             failures.push(StepFailure {
                 step: 0,
@@ -212,7 +242,12 @@ impl<D: Driver + ?Sized> Runner<'_, D> {
             spec.entry(key).or_insert(value);
         }
         let mut spec = Value::Object(spec);
-        substitute(&mut spec, self.last_action_id.as_deref()).map_err(|e| self.fail(step, e))?;
+        substitute(
+            &mut spec,
+            &self.contact.tenant,
+            self.last_action_id.as_deref(),
+        )
+        .map_err(|e| self.fail(step, e))?;
         let event: Event =
             serde_json::from_value(spec).map_err(|e| self.fail(step, format!("event: {e}")))?;
         event
@@ -268,8 +303,12 @@ impl<D: Driver + ?Sized> Runner<'_, D> {
         if let Some(expected) = &step.actions {
             let expected: Vec<Value> = expected
                 .iter()
-                .map(|e| normalize_expected_action(e, self.now))
-                .collect::<std::result::Result<_, _>>()
+                .map(|e| {
+                    let mut e = normalize_expected_action(e, self.now)?;
+                    substitute(&mut e, &self.contact.tenant, None)?;
+                    Ok(e)
+                })
+                .collect::<std::result::Result<_, String>>()
                 .map_err(|e| self.fail(index, e))?;
             compare(
                 &Value::Array(expected),
@@ -295,8 +334,11 @@ impl<D: Driver + ?Sized> Runner<'_, D> {
             }
         }
         if let Some(expected) = &step.state {
+            let mut expected = expected.clone();
+            substitute(&mut expected, &self.contact.tenant, None)
+                .map_err(|e| self.fail(index, e))?;
             let state = self.state_view().await?;
-            compare(expected, Some(&state), "state", &mut problems);
+            compare(&expected, Some(&state), "state", &mut problems);
         }
         let label = label.join(": ");
         let failure = (!problems.is_empty()).then(|| StepFailure {

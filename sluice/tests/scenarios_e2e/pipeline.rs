@@ -365,6 +365,11 @@ impl Pipeline {
         out
     }
 
+    /// The tenant `scenario` runs in here.
+    pub(crate) fn tenant_of(&self, scenario: &Scenario) -> &str {
+        self.tenants.get(&scenario.path).map_or("", String::as_str)
+    }
+
     fn contact(&self) -> Result<&ContactKey> {
         self.contact
             .as_ref()
@@ -373,11 +378,7 @@ impl Pipeline {
 
     /// The stored state version of `contact`, 0 before its first event.
     async fn version(&self, contact: &ContactKey) -> Result<i64> {
-        let stored = self
-            .states
-            .load(contact)
-            .await
-            .map_err(Error::Store)?;
+        let stored = self.states.load(contact).await.map_err(Error::Store)?;
         Ok(stored.map_or(0, |s| s.version))
     }
 
