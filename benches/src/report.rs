@@ -85,11 +85,16 @@ pub struct Measured {
 pub struct EngineBreakdown {
     /// Inputs processed in the run (`sluice_engine_processing_seconds_count`).
     pub inputs: f64,
-    /// Mean time of one input through the per-contact path, ms.
+    /// Mean time of an input from the start of its processing until its effects
+    /// were durable, ms (with batching: its batch's time).
     pub processing_ms: f64,
+    /// State loads (`sluice_engine_store_seconds{operation="load"}` calls).
+    pub loads: f64,
     /// Mean state load, ms.
     pub load_ms: f64,
-    /// Mean store commit (state and timers), ms.
+    /// Store commits (state and timers).
+    pub commits: f64,
+    /// Mean store commit, ms.
     pub commit_ms: f64,
     /// CPU seconds the engine process used.
     pub cpu_seconds: f64,
@@ -204,25 +209,28 @@ pub fn breakdown(b: &EngineBreakdown) -> String {
             0.0
         }
     };
+    let per_commit = if b.commits > 0.0 {
+        b.inputs / b.commits
+    } else {
+        0.0
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "- engine, maximum-rate run: {} inputs on {} partitions in {:.1} s; per input {:.2} ms in the \
-         per-contact path (state load {:.2} ms, store commit {:.2} ms, the rest: evaluation and \
-         publishing the action with acks=all), so {} partitions × 1 / {:.2} ms ≈ {}/s if nothing else bounds it",
+        "- engine, maximum-rate run: {} inputs on {} partitions in {:.1} s; an input took {:.2} ms \
+         on average from the start of its processing until its effects were durable \
+         (`sluice_engine_processing_seconds`); store: {} state loads of {:.2} ms and {} commits \
+         of {:.2} ms on average ({:.1} inputs per commit); the rest is evaluation and publishing \
+         the actions with acks=all",
         thousands(b.inputs),
         b.partitions,
         b.wall_seconds,
         b.processing_ms,
+        thousands(b.loads),
         b.load_ms,
+        thousands(b.commits),
         b.commit_ms,
-        b.partitions,
-        b.processing_ms,
-        thousands(if b.processing_ms > 0.0 {
-            f64::from(b.partitions) * 1e3 / b.processing_ms
-        } else {
-            0.0
-        }),
+        per_commit,
     );
     let _ = writeln!(
         out,
@@ -275,6 +283,23 @@ mod tests {
             table.contains("| outputs arrived | 1,000 of 1,000, 0 duplicates | — | |"),
             "{table}"
         );
+        let lines = breakdown(&EngineBreakdown {
+            inputs: 20_000.0,
+            processing_ms: 16.74,
+            loads: 20_000.0,
+            load_ms: 1.8,
+            commits: 2_000.0,
+            commit_ms: 3.0,
+            cpu_seconds: 6.9,
+            wall_seconds: 44.0,
+            partitions: 8,
+        });
+        assert!(
+            lines.contains("20,000 inputs on 8 partitions in 44.0 s"),
+            "{lines}"
+        );
+        assert!(lines.contains("(10.0 inputs per commit)"), "{lines}");
+        assert!(lines.contains("345 µs of CPU per input"), "{lines}");
         assert_eq!(thousands(1234567.4), "1,234,567");
         assert_eq!(thousands(12.0), "12");
     }

@@ -444,11 +444,15 @@ fn breakdown(
     };
     let mean_ms = |(sum, count): (f64, f64)| if count > 0.0 { 1e3 * sum / count } else { 0.0 };
     let processing = delta("sluice_engine_processing_seconds", "");
+    let load = delta("sluice_engine_store_seconds", "operation=\"load\"");
+    let commit = delta("sluice_engine_store_seconds", "operation=\"commit\"");
     EngineBreakdown {
         inputs: processing.1,
         processing_ms: mean_ms(processing),
-        load_ms: mean_ms(delta("sluice_engine_store_seconds", "operation=\"load\"")),
-        commit_ms: mean_ms(delta("sluice_engine_store_seconds", "operation=\"commit\"")),
+        loads: load.1,
+        load_ms: mean_ms(load),
+        commits: commit.1,
+        commit_ms: mean_ms(commit),
         cpu_seconds: after.1 - before.1,
         wall_seconds: after.2.duration_since(before.2).as_secs_f64(),
         partitions,
