@@ -1,0 +1,306 @@
+//! What a load-generator run measured, and the Markdown table it prints.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+/// The maximum-rate run: everything produced at once, timed until the last output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Events sent (and outputs that arrived, when complete).
+    pub events: u64,
+    /// Outputs that arrived.
+    pub arrived: u64,
+    /// Seconds from the first event sent to the last output observed.
+    pub seconds: f64,
+}
+
+impl Throughput {
+    /// Outputs per second.
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.arrived as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The fixed-rate run: event→output latency percentiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latency {
+    /// Events per second asked for.
+    pub rate: f64,
+    /// Events sent.
+    pub sent: u64,
+    /// Distinct events whose output arrived.
+    pub arrived: u64,
+    /// Outputs for an event that had one already.
+    pub duplicates: u64,
+    /// The most the generator ran behind its schedule, in milliseconds.
+    pub max_behind_ms: f64,
+    /// Percentiles in milliseconds: p50, p90, p99, p99.9, max.
+    pub percentiles_ms: [f64; 5],
+}
+
+impl Latency {
+    /// Reads the percentiles off a histogram of microseconds.
+    pub fn from_histogram(
+        rate: f64,
+        sent: u64,
+        duplicates: u64,
+        max_behind_ms: f64,
+        micros: &Histogram<u64>,
+    ) -> Self {
+        let ms = |v: u64| v as f64 / 1e3;
+        Latency {
+            rate,
+            sent,
+            arrived: micros.len(),
+            duplicates,
+            max_behind_ms,
+            percentiles_ms: [
+                ms(micros.value_at_quantile(0.50)),
+                ms(micros.value_at_quantile(0.90)),
+                ms(micros.value_at_quantile(0.99)),
+                ms(micros.value_at_quantile(0.999)),
+                ms(micros.max()),
+            ],
+        }
+    }
+}
+
+/// One system under test.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    /// The maximum-rate run.
+    pub throughput: Option<Throughput>,
+    /// The fixed-rate run.
+    pub latency: Option<Latency>,
+}
+
+/// Where the engine's time went during the maximum-rate run (from its `/metrics`
+/// and `/proc`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineBreakdown {
+    /// Inputs processed in the run (`sluice_engine_processing_seconds_count`).
+    pub inputs: f64,
+    /// Mean time of an input from the start of its processing until its effects
+    /// were durable, ms (with batching: its batch's time).
+    pub processing_ms: f64,
+    /// State loads (`sluice_engine_store_seconds{operation="load"}` calls).
+    pub loads: f64,
+    /// Mean state load, ms.
+    pub load_ms: f64,
+    /// Store commits (state and timers).
+    pub commits: f64,
+    /// Mean store commit, ms.
+    pub commit_ms: f64,
+    /// CPU seconds the engine process used.
+    pub cpu_seconds: f64,
+    /// Wall-clock seconds of the run.
+    pub wall_seconds: f64,
+    /// Partitions (one worker each).
+    pub partitions: i32,
+}
+
+fn thousands(value: f64) -> String {
+    let whole = value.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cell<T>(value: Option<&T>, show: impl Fn(&T) -> String) -> String {
+    value.map_or_else(|| "—".to_owned(), show)
+}
+
+/// The side-by-side table of a run.
+pub fn markdown(passthrough: &Measured, engine: &Measured) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| | Kafka passthrough (consume→produce) | sluice engine (Kafka + CQL) | engine ÷ passthrough |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    let (pt, en) = (passthrough.throughput.as_ref(), engine.throughput.as_ref());
+    let ratio = match (pt, en) {
+        (Some(p), Some(e)) if p.rate() > 0.0 => format!("{:.3}×", e.rate() / p.rate()),
+        _ => "—".to_owned(),
+    };
+    let throughput = |t: &Throughput| {
+        let incomplete = if t.arrived < t.events {
+            format!(
+                ", only {} of {} arrived",
+                thousands(t.arrived as f64),
+                thousands(t.events as f64)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "**{}/s** ({} in {:.1} s{incomplete})",
+            thousands(t.rate()),
+            thousands(t.events as f64),
+            t.seconds
+        )
+    };
+    let _ = writeln!(
+        out,
+        "| max throughput | {} | {} | {ratio} |",
+        cell(pt, throughput),
+        cell(en, throughput)
+    );
+    let (pl, el) = (passthrough.latency.as_ref(), engine.latency.as_ref());
+    let rate = |l: &Latency| {
+        format!(
+            "{}/s, {} events (generator ≤ {:.1} ms behind)",
+            thousands(l.rate),
+            thousands(l.sent as f64),
+            l.max_behind_ms
+        )
+    };
+    let _ = writeln!(
+        out,
+        "| latency run at half the max | {} | {} | |",
+        cell(pl, rate),
+        cell(el, rate)
+    );
+    for (i, name) in ["p50", "p90", "p99", "p99.9", "max"].iter().enumerate() {
+        let ms = |l: &Latency| format!("{:.1} ms", l.percentiles_ms[i]);
+        let bold = |l: &Latency| format!("**{:.1} ms**", l.percentiles_ms[i]);
+        let show: &dyn Fn(&Latency) -> String = if *name == "p99" { &bold } else { &ms };
+        let _ = writeln!(
+            out,
+            "| event→output {name} | {} | {} | |",
+            cell(pl, show),
+            cell(el, show)
+        );
+    }
+    let arrived = |l: &Latency| {
+        format!(
+            "{} of {}, {} duplicates",
+            thousands(l.arrived as f64),
+            thousands(l.sent as f64),
+            l.duplicates
+        )
+    };
+    let _ = writeln!(
+        out,
+        "| outputs arrived | {} | {} | |",
+        cell(pl, arrived),
+        cell(el, arrived)
+    );
+    out
+}
+
+/// Lines explaining where the engine's time went.
+pub fn breakdown(b: &EngineBreakdown) -> String {
+    let per_input = |total: f64| {
+        if b.inputs > 0.0 {
+            total / b.inputs
+        } else {
+            0.0
+        }
+    };
+    let per_commit = if b.commits > 0.0 {
+        b.inputs / b.commits
+    } else {
+        0.0
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "- engine, maximum-rate run: {} inputs on {} partitions in {:.1} s; an input took {:.2} ms \
+         on average from the start of its processing until its effects were durable \
+         (`sluice_engine_processing_seconds`); store: {} state loads of {:.2} ms and {} commits \
+         of {:.2} ms on average ({:.1} inputs per commit); the rest is evaluation and publishing \
+         the actions with acks=all",
+        thousands(b.inputs),
+        b.partitions,
+        b.wall_seconds,
+        b.processing_ms,
+        thousands(b.loads),
+        b.load_ms,
+        thousands(b.commits),
+        b.commit_ms,
+        per_commit,
+    );
+    let _ = writeln!(
+        out,
+        "- engine CPU: {:.1} s over {:.1} s wall ({:.0}% of one core), {:.0} µs of CPU per input",
+        b.cpu_seconds,
+        b.wall_seconds,
+        if b.wall_seconds > 0.0 {
+            100.0 * b.cpu_seconds / b.wall_seconds
+        } else {
+            0.0
+        },
+        per_input(b.cpu_seconds) * 1e6,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_puts_both_side_by_side() {
+        let mut micros = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in 1..=1000u64 {
+            micros.record(v * 100).unwrap();
+        }
+        let passthrough = Measured {
+            throughput: Some(Throughput {
+                events: 200_000,
+                arrived: 200_000,
+                seconds: 4.0,
+            }),
+            latency: Some(Latency::from_histogram(25_000.0, 1000, 0, 1.5, &micros)),
+        };
+        let engine = Measured {
+            throughput: Some(Throughput {
+                events: 200_000,
+                arrived: 200_000,
+                seconds: 200.0,
+            }),
+            latency: None,
+        };
+        let table = markdown(&passthrough, &engine);
+        assert!(table.contains("| max throughput | **50,000/s** (200,000 in 4.0 s) | **1,000/s** (200,000 in 200.0 s) | 0.020× |"), "{table}");
+        assert!(
+            table.contains("| event→output p99 | **99.0 ms** | — | |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| outputs arrived | 1,000 of 1,000, 0 duplicates | — | |"),
+            "{table}"
+        );
+        let lines = breakdown(&EngineBreakdown {
+            inputs: 20_000.0,
+            processing_ms: 16.74,
+            loads: 20_000.0,
+            load_ms: 1.8,
+            commits: 2_000.0,
+            commit_ms: 3.0,
+            cpu_seconds: 6.9,
+            wall_seconds: 44.0,
+            partitions: 8,
+        });
+        assert!(
+            lines.contains("20,000 inputs on 8 partitions in 44.0 s"),
+            "{lines}"
+        );
+        assert!(lines.contains("(10.0 inputs per commit)"), "{lines}");
+        assert!(lines.contains("345 µs of CPU per input"), "{lines}");
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(12.0), "12");
+    }
+}
