@@ -74,12 +74,24 @@ impl Dispatcher {
     /// Handles `action`, read from `source`. An `Err` is an infrastructure failure
     /// (the store, the bus): the caller tries again later, and the claim makes sure
     /// the provider is not called twice for what already happened.
-    pub(crate) async fn handle(&self, action: &Action, source: &Delivered) -> Result<Step> {
+    ///
+    /// `executed` carries the provider's outcome across those attempts: once the
+    /// provider was called, a later attempt only records and publishes that outcome
+    /// — a store outage between the call and the record must not call it again.
+    pub(crate) async fn handle(
+        &self,
+        action: &Action,
+        source: &Delivered,
+        executed: &mut Option<Outcome>,
+    ) -> Result<Step> {
         let channel = channel_of(action);
         let _permit = match self.semaphores.get(channel) {
             Some(semaphore) => Some(Arc::clone(semaphore).acquire_owned().await),
             None => None,
         };
+        if let Some(outcome) = executed {
+            return self.finish(action, source, outcome).await;
+        }
         let action_type = action.action_type.as_str();
         match self
             .dedupe
@@ -110,16 +122,22 @@ impl Dispatcher {
                     tracing::info!(action_id = %action.id, attempt, "taking over an action whose lease ran out");
                 }
                 let outcome = self.connectors.execute(action, now_ms).await?;
-                let recorded = serde_json::to_string(&outcome).map_err(|e| Error::Outcome {
-                    action_id: action.id.clone(),
-                    message: e.to_string(),
-                })?;
-                self.complete(&action.id, &recorded).await?;
-                self.publisher.publish(&outcome, source).await?;
-                self.record(action, &outcome);
-                Ok(Step::Done)
+                let outcome = executed.insert(outcome);
+                self.finish(action, source, outcome).await
             }
         }
+    }
+
+    /// Records the outcome of an executed action with its claim, then publishes it.
+    async fn finish(&self, action: &Action, source: &Delivered, outcome: &Outcome) -> Result<Step> {
+        let recorded = serde_json::to_string(outcome).map_err(|e| Error::Outcome {
+            action_id: action.id.clone(),
+            message: e.to_string(),
+        })?;
+        self.complete(&action.id, &recorded).await?;
+        self.publisher.publish(outcome, source).await?;
+        self.record(action, outcome);
+        Ok(Step::Done)
     }
 
     /// Records the outcome, trying a few times: once the provider was called, a

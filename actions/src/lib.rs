@@ -26,6 +26,8 @@
 //! 2. **Call** the provider, with the action id as `Idempotency-Key` wherever the
 //!    provider takes one (signed webhooks, the helpdesk, the CRM, custom functions).
 //! 3. **Record** the outcome — including the exact result events — with the claim.
+//!    When the store fails here (an outage), the worker keeps the provider's answer
+//!    and retries recording and publishing it — never the call.
 //! 4. **Publish** the result events (ids derived from the action id) and, for a
 //!    permanent failure, the dead letter.
 //! 5. **Commit** the offset, once everything below it in its partition is finished.

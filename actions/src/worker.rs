@@ -32,7 +32,7 @@ use crate::{
     metrics::Metrics,
     offsets::Offsets,
     rate_limit::RateLimiters,
-    results::Publisher,
+    results::{Outcome, Publisher},
     stores::Stores,
 };
 
@@ -45,6 +45,9 @@ struct Job {
     source: Arc<Delivered>,
     /// Infrastructure failures so far, for the backoff.
     failures: u32,
+    /// The provider's answer, once it was called: a retry after a failure to record
+    /// it records and publishes this instead of calling the provider again.
+    executed: Option<Outcome>,
 }
 
 struct Completion {
@@ -270,6 +273,7 @@ impl Loop<'_> {
             action: Arc::new(action),
             source: Arc::new(record),
             failures: 0,
+            executed: None,
         };
         match self.lanes.get_mut(&job.source.key) {
             Some(lane) => lane.push_back(job),
@@ -294,7 +298,10 @@ impl Loop<'_> {
         let dispatcher = Arc::clone(&self.worker.dispatcher);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
-            let step = dispatcher.handle(&job.action, &job.source).await;
+            let mut job = job;
+            let step = dispatcher
+                .handle(&job.action, &job.source, &mut job.executed)
+                .await;
             // The loop outlives every task it spawned, except on a fatal error.
             let _ = done.send(Completion { job, step });
         });

@@ -4,9 +4,20 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
+use async_trait::async_trait;
 use serde_json::json;
+use sluice_actions::{
+    Stores,
+    dedupe::{Claim, DedupeStore, MemoryDedupe},
+};
 use sluice_schemas::{EventType, Payload};
 use support::{Answer, Harness, Provider, config, send};
 
@@ -203,6 +214,85 @@ async fn a_redelivered_action_is_not_executed_again() {
         h.telemetry
             .render()
             .contains(r#"sluice_actions_total{outcome="duplicate",type="message.send"} 1"#)
+    );
+    h.stop().await;
+}
+
+/// A dedupe store whose `complete` fails while the store is "down".
+struct FlakyComplete {
+    inner: MemoryDedupe,
+    failures_left: AtomicU32,
+}
+
+#[async_trait]
+impl DedupeStore for FlakyComplete {
+    async fn claim(
+        &self,
+        action_id: &str,
+        owner: &str,
+        now: i64,
+        lease: Duration,
+    ) -> sluice_actions::Result<Claim> {
+        self.inner.claim(action_id, owner, now, lease).await
+    }
+
+    async fn complete(
+        &self,
+        action_id: &str,
+        owner: &str,
+        outcome: &str,
+    ) -> sluice_actions::Result<bool> {
+        let down = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if down {
+            return Err(sluice_actions::Error::Cql {
+                operation: "complete action_claims".into(),
+                message: "connection refused".into(),
+            });
+        }
+        self.inner.complete(action_id, owner, outcome).await
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_recorded_only_after_a_store_outage_does_not_call_the_provider_again() {
+    let provider = Provider::start().await;
+    // More failures than one attempt's own retries: the attempt gives up, the job is
+    // parked and tried again once the store is back.
+    let dedupe = Arc::new(FlakyComplete {
+        inner: MemoryDedupe::new(),
+        failures_left: AtomicU32::new(7),
+    });
+    let stores = Stores {
+        dedupe: dedupe.clone(),
+        ..Stores::memory()
+    };
+    let mut h = Harness::start_with(config(&provider), stores).await;
+    h.publish(&[send("outage-1", "c1", "telegram", "telegram:1", "once")])
+        .await;
+    let events = h.events(1).await;
+    assert_eq!(events[0].event_type, EventType::MessageSent);
+    assert_eq!(
+        dedupe.failures_left.load(Ordering::SeqCst),
+        0,
+        "the store was down"
+    );
+    assert_eq!(provider.requests().len(), 1, "the provider was called once");
+    let recorded = dedupe
+        .inner
+        .claim(
+            "outage-1",
+            "another-worker",
+            i64::MAX / 2,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(recorded, Claim::Done { .. }),
+        "the outcome was recorded: {recorded:?}"
     );
     h.stop().await;
 }

@@ -97,13 +97,24 @@ impl Telemetry {
         addr: SocketAddr,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        self.serve_with(addr, Router::new(), shutdown).await
+    }
+
+    /// [`serve`](Self::serve), with `extra` routes next to the telemetry ones (a
+    /// service's own endpoints, such as the engine's test-only `/debug/clock`).
+    pub async fn serve_with(
+        &self,
+        addr: SocketAddr,
+        extra: Router,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Serve { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| Error::Serve { addr, source })?;
-        let app = self.router();
+        let app = self.router().merge(extra);
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)

@@ -261,6 +261,8 @@ pub struct IngestSettings {
     pub stripe_tolerance: Duration,
     /// How often readiness is re-checked when no publish succeeded recently.
     pub probe_interval: Duration,
+    /// Where events are published.
+    pub events_topic: String,
 }
 
 impl Default for IngestSettings {
@@ -274,6 +276,7 @@ impl Default for IngestSettings {
             dedupe_capacity: 100_000,
             stripe_tolerance: Duration::from_secs(300),
             probe_interval: Duration::from_secs(5),
+            events_topic: sluice_infra::bus::topics::EVENTS.to_owned(),
         }
     }
 }

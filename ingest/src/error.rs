@@ -62,7 +62,7 @@ pub enum Error {
     #[error("publishing to {topic} timed out after {millis} ms; retry later")]
     PublishTimeout {
         /// The topic.
-        topic: &'static str,
+        topic: std::sync::Arc<str>,
         /// The timeout that passed.
         millis: u128,
     },
@@ -71,7 +71,7 @@ pub enum Error {
     #[error("publishing to {topic}: {source}")]
     Publish {
         /// The topic.
-        topic: &'static str,
+        topic: std::sync::Arc<str>,
         /// The bus error.
         #[source]
         source: sluice_infra::Error,
@@ -184,7 +184,7 @@ mod tests {
             (Error::Busy { in_flight: 1 }, 429, true),
             (
                 Error::PublishTimeout {
-                    topic: "sluice.events",
+                    topic: "sluice.events".into(),
                     millis: 5,
                 },
                 503,

@@ -46,6 +46,7 @@ pub struct Published {
 /// Publishes events with bounded waiting and concurrency, and tracks readiness.
 pub struct Publisher {
     bus: Arc<dyn EventBus>,
+    topic: Arc<str>,
     timeout: Duration,
     max_in_flight: usize,
     permits: Semaphore,
@@ -78,6 +79,7 @@ impl Publisher {
     ) -> Self {
         Publisher {
             bus,
+            topic: Arc::from(topics::EVENTS),
             timeout,
             max_in_flight,
             permits: Semaphore::new(max_in_flight.max(1)),
@@ -87,6 +89,13 @@ impl Publisher {
             started: Instant::now(),
             last_ok: AtomicU64::new(0),
         }
+    }
+
+    /// Publishes to `topic` instead of `sluice.events`.
+    #[must_use]
+    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Arc::from(topic.into());
+        self
     }
 
     fn mark_ok(&self) {
@@ -131,7 +140,7 @@ impl Publisher {
         self.metrics.in_flight.inc();
         let started = Instant::now();
         let outcome =
-            tokio::time::timeout(self.timeout, self.bus.publish(topics::EVENTS, records)).await;
+            tokio::time::timeout(self.timeout, self.bus.publish(&self.topic, records)).await;
         self.metrics.in_flight.dec();
         match outcome {
             Ok(Ok(_positions)) => {
@@ -157,14 +166,14 @@ impl Publisher {
             Ok(Err(source)) => {
                 self.mark_failed();
                 Err(Error::Publish {
-                    topic: topics::EVENTS,
+                    topic: Arc::clone(&self.topic),
                     source,
                 })
             }
             Err(_elapsed) => {
                 self.mark_failed();
                 Err(Error::PublishTimeout {
-                    topic: topics::EVENTS,
+                    topic: Arc::clone(&self.topic),
                     millis: self.timeout.as_millis(),
                 })
             }

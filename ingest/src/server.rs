@@ -61,14 +61,17 @@ impl Ingest {
         telemetry: &Telemetry,
     ) -> Result<Self> {
         let metrics = Metrics::register(telemetry.registry())?;
-        let publisher = Arc::new(Publisher::new(
-            bus,
-            settings.publish_timeout,
-            settings.max_in_flight,
-            settings.dedupe_capacity,
-            metrics.clone(),
-            telemetry.clone(),
-        ));
+        let publisher = Arc::new(
+            Publisher::new(
+                bus,
+                settings.publish_timeout,
+                settings.max_in_flight,
+                settings.dedupe_capacity,
+                metrics.clone(),
+                telemetry.clone(),
+            )
+            .with_topic(settings.events_topic.clone()),
+        );
         Ok(Ingest {
             state: Arc::new(AppState {
                 config,

@@ -11,6 +11,7 @@ use sluice_infra::{
 use sluice_ingest::{Ingest, IngestConfig, IngestSettings};
 
 mod actions;
+mod debug_clock;
 mod engine;
 
 pub(crate) use actions::ActionsArgs;
@@ -65,6 +66,10 @@ pub(crate) struct IngestArgs {
     #[arg(long, env = "SLUICE_INGEST_STRIPE_TOLERANCE", default_value = "300s", value_parser = parse_duration)]
     stripe_tolerance: Duration,
 
+    /// Topic events are published to.
+    #[arg(long, env = "SLUICE_EVENTS_TOPIC", default_value = topics::EVENTS)]
+    events_topic: String,
+
     /// Partitions of `sluice.events` if ingest has to create it (production creates topics in deploy/).
     #[arg(long, env = "SLUICE_EVENTS_PARTITIONS", default_value_t = 12)]
     events_partitions: i32,
@@ -108,12 +113,15 @@ pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         public_url: args.public_url,
         dedupe_capacity: args.dedupe_capacity,
         stripe_tolerance: args.stripe_tolerance,
+        events_topic: args.events_topic.clone(),
         ..IngestSettings::default()
     };
-    let events_topic = TopicSpec::sluice_topics(args.events_partitions, args.events_replication)
-        .into_iter()
-        .find(|spec| spec.name == topics::EVENTS)
-        .context("the events topic spec")?;
+    let mut events_topic =
+        TopicSpec::sluice_topics(args.events_partitions, args.events_replication)
+            .into_iter()
+            .find(|spec| spec.name == topics::EVENTS)
+            .context("the events topic spec")?;
+    events_topic.name.clone_from(&args.events_topic);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let telemetry = Telemetry::new("ingest")?;
@@ -129,7 +137,7 @@ pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let (addr, server) = ingest
             .serve(events_topic, until_stopped(stopped))
             .await?;
-        tracing::info!(%addr, %metrics_addr, bus = %args.common.bus, topic = topics::EVENTS, "sluice ingest is up");
+        tracing::info!(%addr, %metrics_addr, bus = %args.common.bus, topic = %args.events_topic, "sluice ingest is up");
         shutdown_signal().await?;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop.send(true);

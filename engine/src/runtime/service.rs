@@ -605,7 +605,10 @@ impl Budget {
 
     fn take(&mut self, now: i64) -> bool {
         let elapsed = now.saturating_sub(self.last).max(0) as f64;
-        self.last = self.last.max(now);
+        // A clock that stepped back (NTP, a test's virtual clock) restarts the
+        // reference; keeping the later time would starve the budget until the
+        // clock caught up with it again.
+        self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_ms).min(self.capacity);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -631,5 +634,13 @@ mod budget_tests {
             5,
             "capped at the burst"
         );
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_starve_the_budget() {
+        let mut budget = Budget::new(1_000, 1, 10_000);
+        assert!(budget.take(10_000));
+        assert!(!budget.take(0), "no time passed going back");
+        assert!(budget.take(1), "refills from the new reference");
     }
 }

@@ -24,10 +24,18 @@
 //! state view is the contact's state with `fields` and run `vars` as maps and each
 //! run's `node` as its id. In an event, the text `${last_action_id}` stands for the
 //! newest action's id (to answer an `http` node with a `function.result`).
+//!
+//! The steps run on a [`Driver`]: [`run`] uses the embedded runtime
+//! ([`EmbeddedDriver`]); [`run_with`] takes any other, such as the end-to-end
+//! test's driver of the distributed pipeline (`sluice/tests/scenarios_e2e`), so
+//! one runner holds both to the same expectations. The [`Outcome`] lists each
+//! step's actions, so two pipelines can also be compared with each other.
 
+mod driver;
 mod file;
 mod matching;
 mod run;
 
+pub use driver::{Driver, EmbeddedDriver, Produced};
 pub use file::{ContactSpec, DEFAULT_START, Scenario, ScenarioFile, Step, format_time, parse_time};
-pub use run::{LAST_ACTION_ID, Outcome, StepFailure, run};
+pub use run::{LAST_ACTION_ID, Outcome, StepActions, StepFailure, run, run_with};

@@ -1,30 +1,17 @@
-//! Runs a scenario on a virtual clock through the embedded runtime's own
-//! per-partition path ([`Partition`]): events and due timers take the same
-//! per-contact path as in `sluice dev`, against an in-memory store and bus.
+//! Runs a scenario's steps on a [`Driver`] and checks each step's expectations:
+//! the embedded runtime ([`run`]) or any other pipeline ([`run_with`]).
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use serde_json::Value;
-use sluice_infra::{
-    bus::{EventBus, MemoryBus, TopicSpec},
-    store::{ContactKey, MemoryStore, StateStore, StoredState, TimerChanges, TimerStore},
-};
-use sluice_schemas::{Action, Event};
+use sluice_infra::store::ContactKey;
+use sluice_schemas::Event;
 
 use super::{
     Scenario,
+    driver::{Driver, EmbeddedDriver, Produced},
     file::{Step, format_time, parse_millis, parse_time, scenario_error},
     matching::{brief, compare, map_to_pairs, normalize_expected_action, record_view, state_view},
 };
-use crate::{
-    Error, Result,
-    eval::ContactState,
-    runtime::{Clock, Partition, Processed, Processor, TimerConfig, VirtualClock},
-};
-
-/// Timers one step may fire before the scenario is stopped as runaway.
-const MAX_FIRES_PER_STEP: usize = 10_000;
+use crate::{Error, Result, eval::ContactState};
 
 /// How one step went wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +33,8 @@ pub struct Outcome {
     pub name: String,
     /// Steps that did not go as expected (empty: passed).
     pub failures: Vec<StepFailure>,
+    /// The actions of each step, in order.
+    pub steps: Vec<StepActions>,
 }
 
 impl Outcome {
@@ -77,11 +66,22 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-struct Runner<'a> {
+/// The actions one step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepActions {
+    /// The step's number, from 1.
+    pub step: usize,
+    /// What the step did (`at 2026-01-01T10:00:00Z: event message.received`).
+    pub label: String,
+    /// Its actions as matched: JSON, payload unwrapped (see the module docs).
+    pub actions: Vec<Value>,
+}
+
+struct Runner<'a, D: Driver + ?Sized> {
     scenario: &'a Scenario,
-    clock: VirtualClock,
-    store: Arc<MemoryStore>,
-    partition: Partition,
+    driver: &'a mut D,
+    /// Virtual time now, Unix ms.
+    now: i64,
     contact: ContactKey,
     /// The id of the newest action so far, for `${last_action_id}` in events.
     last_action_id: Option<String>,
@@ -113,33 +113,34 @@ fn substitute(value: &mut Value, last_action_id: Option<&str>) -> std::result::R
 /// `http` or `ai_complete` node with a `function.result` / `ai.result`).
 pub const LAST_ACTION_ID: &str = "${last_action_id}";
 
-/// Runs a loaded scenario. `Err` only when the scenario itself is invalid or the
-/// runtime failed; unmet expectations are in the [`Outcome`].
+/// Runs a loaded scenario on the embedded runtime ([`EmbeddedDriver`]). `Err`
+/// only when the scenario itself is invalid or the runtime failed; unmet
+/// expectations are in the [`Outcome`].
 pub async fn run(scenario: &Scenario) -> Result<Outcome> {
-    let store = Arc::new(MemoryStore::default());
-    let bus = MemoryBus::new(1);
-    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
-        .await
-        .map_err(Error::Bus)?;
-    let processor = Processor::new(scenario.flows.clone(), store.clone(), Arc::new(bus));
-    let contact = ContactKey::new(
-        scenario.file.contact.tenant.as_str(),
-        scenario.file.contact.id.as_str(),
-    );
+    run_with(&mut EmbeddedDriver::default(), scenario).await
+}
+
+/// Runs a loaded scenario on `driver`, checking the same expectations whatever
+/// the pipeline; `emitted` expectations are checked only when the driver can
+/// observe emitted events.
+pub async fn run_with<D: Driver + ?Sized>(driver: &mut D, scenario: &Scenario) -> Result<Outcome> {
+    let contact = driver.begin(scenario).await?;
+    if let Some(state) = initial_state(scenario, &contact)? {
+        driver.seed(&state).await?;
+    }
     let mut runner = Runner {
         scenario,
-        clock: VirtualClock::new(scenario.start),
-        store,
-        partition: Partition::new(0, 1, processor, TimerConfig::default()),
+        driver,
+        now: scenario.start,
         contact,
         last_action_id: None,
     };
-    runner.seed().await?;
     let mut failures = Vec::new();
+    let mut steps = Vec::new();
     for (index, step) in scenario.file.steps.iter().enumerate() {
-        if let Some(failure) = runner.step(index + 1, step).await? {
-            failures.push(failure);
-        }
+        let (actions, failure) = runner.step(index + 1, step).await?;
+        steps.push(actions);
+        failures.extend(failure);
     }
     if let Some(expected) = &scenario.file.final_state {
         let mut problems = Vec::new();
@@ -157,84 +158,46 @@ pub async fn run(scenario: &Scenario) -> Result<Outcome> {
     Ok(Outcome {
         name: scenario.file.name.clone(),
         failures,
+        steps,
     })
 }
 
-impl Runner<'_> {
+/// The contact's initial state, when the scenario gives one, for `contact`.
+fn initial_state(scenario: &Scenario, contact: &ContactKey) -> Result<Option<ContactState>> {
+    let Some(spec) = &scenario.file.contact.state else {
+        return Ok(None);
+    };
+    let mut state = serde_json::to_value(ContactState::default())
+        .map_err(|e| scenario_error(&scenario.path, e.to_string()))?;
+    state["created"] = Value::Bool(true);
+    state["tenant"] = Value::String(contact.tenant.clone());
+    state["contact_id"] = Value::String(contact.contact_id.clone());
+    for (key, value) in spec {
+        let mut value = value.clone();
+        if key == "fields" {
+            map_to_pairs(&mut value);
+        }
+        if let Value::Array(items) = &mut value
+            && matches!(key.as_str(), "tags" | "urns")
+        {
+            items.sort_by_key(ToString::to_string);
+        }
+        state[key.as_str()] = value;
+    }
+    serde_json::from_value(state)
+        .map(Some)
+        .map_err(|e| scenario_error(&scenario.path, format!("contact.state: {e}")))
+}
+
+impl<D: Driver + ?Sized> Runner<'_, D> {
     fn fail(&self, step: usize, message: impl std::fmt::Display) -> Error {
         scenario_error(&self.scenario.path, format!("step {step}: {message}"))
     }
 
-    /// Stores the contact's initial state, when the scenario gives one.
-    async fn seed(&mut self) -> Result<()> {
-        let Some(spec) = &self.scenario.file.contact.state else {
-            return Ok(());
-        };
-        let mut state = serde_json::to_value(ContactState::default())
-            .map_err(|e| scenario_error(&self.scenario.path, e.to_string()))?;
-        state["created"] = Value::Bool(true);
-        state["tenant"] = Value::String(self.contact.tenant.clone());
-        state["contact_id"] = Value::String(self.contact.contact_id.clone());
-        for (key, value) in spec {
-            let mut value = value.clone();
-            if key == "fields" {
-                map_to_pairs(&mut value);
-            }
-            if let Value::Array(items) = &mut value
-                && matches!(key.as_str(), "tags" | "urns")
-            {
-                items.sort_by_key(ToString::to_string);
-            }
-            state[key.as_str()] = value;
-        }
-        let state: ContactState = serde_json::from_value(state)
-            .map_err(|e| scenario_error(&self.scenario.path, format!("contact.state: {e}")))?;
-        let stored = StoredState {
-            version: 1,
-            data: Bytes::from(state.encode()),
-        };
-        self.store
-            .commit(&[(self.contact.clone(), stored)], &TimerChanges::default())
-            .await
-            .map_err(Error::Store)
-    }
-
-    async fn state_view(&self) -> Result<Value> {
-        let state = match self.store.load(&self.contact).await.map_err(Error::Store)? {
-            Some(stored) => ContactState::decode(&stored.data)?,
-            None => ContactState::default(),
-        };
+    async fn state_view(&mut self) -> Result<Value> {
+        let state = self.driver.state().await?;
         let json = serde_json::to_value(&state).unwrap_or(Value::Null);
         Ok(state_view(&json, &self.scenario.flows))
-    }
-
-    /// Fires every timer due up to `to`, each at its own due time, then sets the
-    /// clock to `to`.
-    async fn advance(&mut self, step: usize, to: i64, out: &mut Vec<Processed>) -> Result<()> {
-        let mut fired = 0;
-        loop {
-            self.partition
-                .load(to.saturating_add(1), usize::MAX)
-                .await?;
-            match self.partition.next_due() {
-                Some(due) if due <= to => {
-                    let now = due.max(self.clock.now());
-                    self.clock.set(now);
-                    if let Some(processed) = self.partition.fire_next(now).await? {
-                        out.push(processed);
-                    }
-                    fired += 1;
-                    if fired > MAX_FIRES_PER_STEP {
-                        return Err(
-                            self.fail(step, "more than 10000 timers fired: a runaway loop?")
-                        );
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.clock.set(to);
-        Ok(())
     }
 
     fn event(&self, step: usize, spec: &serde_json::Map<String, Value>) -> Result<Event> {
@@ -243,7 +206,7 @@ impl Runner<'_> {
             ("id", Value::String(format!("scenario-{step}"))),
             ("tenant", Value::String(self.contact.tenant.clone())),
             ("contact_id", Value::String(self.contact.contact_id.clone())),
-            ("occurred_at", Value::from(self.clock.now())),
+            ("occurred_at", Value::from(self.now)),
         ];
         for (key, value) in defaults {
             spec.entry(key).or_insert(value);
@@ -258,8 +221,12 @@ impl Runner<'_> {
         Ok(event)
     }
 
-    async fn step(&mut self, index: usize, step: &Step) -> Result<Option<StepFailure>> {
-        let now = self.clock.now();
+    async fn step(
+        &mut self,
+        index: usize,
+        step: &Step,
+    ) -> Result<(StepActions, Option<StepFailure>)> {
+        let now = self.now;
         let mut label = Vec::new();
         let target = match (&step.at, &step.advance) {
             (Some(_), Some(_)) => return Err(self.fail(index, "give `at` or `advance`, not both")),
@@ -267,7 +234,16 @@ impl Runner<'_> {
             (None, Some(d)) => Some(now + parse_millis(d).map_err(|e| self.fail(index, e))?),
             (None, None) => None,
         };
-        let mut processed = Vec::new();
+        let mut actions = Vec::new();
+        let mut emitted = Some(Vec::new());
+        let mut take = |produced: Produced| {
+            actions.extend(produced.actions);
+            match (&mut emitted, produced.emitted) {
+                (Some(all), Some(more)) => all.extend(more),
+                (_, None) => emitted = None,
+                (None, Some(_)) => {}
+            }
+        };
         if let Some(target) = target {
             if target < now {
                 return Err(self.fail(
@@ -275,40 +251,35 @@ impl Runner<'_> {
                     format!("time goes backwards to {}", format_time(target)),
                 ));
             }
-            self.advance(index, target, &mut processed).await?;
+            take(self.driver.advance(target).await?);
+            self.now = target;
         }
-        label.push(format!("at {}", format_time(self.clock.now())));
+        label.push(format!("at {}", format_time(self.now)));
         if let Some(spec) = &step.event {
             let event = self.event(index, spec)?;
             label.push(format!("event {}", event.event_type));
-            processed.push(
-                self.partition
-                    .handle_event(&event, self.clock.now())
-                    .await?,
-            );
+            take(self.driver.deliver(&event).await?);
         }
-        let actions: Vec<&Action> = processed.iter().flat_map(|p| &p.output.actions).collect();
         if let Some(last) = actions.last() {
             self.last_action_id = Some(last.id.clone());
         }
-        let emitted: Vec<&Event> = processed.iter().flat_map(|p| &p.output.emitted).collect();
+        let views: Vec<Value> = actions.iter().map(record_view).collect();
         let mut problems = Vec::new();
         if let Some(expected) = &step.actions {
             let expected: Vec<Value> = expected
                 .iter()
-                .map(|e| normalize_expected_action(e, self.clock.now()))
+                .map(|e| normalize_expected_action(e, self.now))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| self.fail(index, e))?;
-            let actual: Vec<Value> = actions.iter().map(|a| record_view(*a)).collect();
             compare(
                 &Value::Array(expected),
-                Some(&Value::Array(actual)),
+                Some(&Value::Array(views.clone())),
                 "actions",
                 &mut problems,
             );
         }
-        if let Some(expected) = &step.emitted {
-            let mut remaining: Vec<Value> = emitted.iter().map(|e| record_view(*e)).collect();
+        if let (Some(expected), Some(emitted)) = (&step.emitted, &emitted) {
+            let mut remaining: Vec<Value> = emitted.iter().map(record_view).collect();
             for (i, want) in expected.iter().enumerate() {
                 let found = remaining.iter().position(|have| {
                     let mut p = Vec::new();
@@ -327,11 +298,20 @@ impl Runner<'_> {
             let state = self.state_view().await?;
             compare(expected, Some(&state), "state", &mut problems);
         }
-        Ok((!problems.is_empty()).then(|| StepFailure {
+        let label = label.join(": ");
+        let failure = (!problems.is_empty()).then(|| StepFailure {
             step: index,
-            label: label.join(": "),
+            label: label.clone(),
             problems,
-            actual_actions: actions.iter().map(|a| brief(&record_view(*a))).collect(),
-        }))
+            actual_actions: views.iter().map(brief).collect(),
+        });
+        Ok((
+            StepActions {
+                step: index,
+                label,
+                actions: views,
+            },
+            failure,
+        ))
     }
 }

@@ -24,7 +24,8 @@ use crate::{
     Error, Result,
     catalog::{self, CatalogConfig, CqlFlowStore, FlowCatalog, FlowStore},
     runtime::{
-        EngineMetrics, Partition, Processor, Runtime, RuntimeOptions, Stats, TimerConfig, WallClock,
+        Clock, EngineMetrics, Partition, Processor, Runtime, RuntimeOptions, Stats, TimerConfig,
+        WallClock,
     },
 };
 
@@ -65,11 +66,21 @@ impl Default for EngineConfig {
 }
 
 /// A running engine replica.
-#[derive(Debug)]
 pub struct Engine {
     runtime: Runtime,
     catalog: Arc<FlowCatalog>,
+    timers: Arc<dyn TimerStore>,
     partitions: i32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("runtime", &self.runtime)
+            .field("catalog", &self.catalog)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EngineConfig {
@@ -80,6 +91,19 @@ impl EngineConfig {
         bus: Arc<dyn EventBus>,
         store: &str,
         registry: &Registry,
+    ) -> Result<Engine> {
+        self.build_with_clock(bus, store, registry, Arc::new(WallClock))
+            .await
+    }
+
+    /// [`build`](Self::build) on another clock than the wall clock: a virtual one
+    /// that a test moves (`sluice engine --virtual-clock`).
+    pub async fn build_with_clock(
+        self,
+        bus: Arc<dyn EventBus>,
+        store: &str,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
     ) -> Result<Engine> {
         if self.create_topics {
             let spec = |name: &str, partitions: i32| TopicSpec {
@@ -127,7 +151,7 @@ impl EngineConfig {
         metrics.initialize(&self.events_topic, partitions);
         let processor = Processor::new(
             Arc::new(CatalogEvaluator::new(Arc::clone(&catalog))),
-            timers,
+            Arc::clone(&timers),
             Arc::clone(&bus),
         )
         .with_actions_topic(self.actions_topic.clone())
@@ -140,7 +164,7 @@ impl EngineConfig {
             bus,
             &self.group,
             workers,
-            Arc::new(WallClock),
+            clock,
             RuntimeOptions {
                 events_topic: self.events_topic.clone(),
                 dlq_topic: Some(self.dlq_topic.clone()),
@@ -156,6 +180,7 @@ impl EngineConfig {
         Ok(Engine {
             runtime,
             catalog,
+            timers,
             partitions,
         })
     }
@@ -190,6 +215,11 @@ impl Engine {
     /// Partitions of the events topic (one worker each).
     pub fn partitions(&self) -> i32 {
         self.partitions
+    }
+
+    /// The store of contact states and pending timers.
+    pub fn timers(&self) -> &Arc<dyn TimerStore> {
+        &self.timers
     }
 
     /// The flows this replica runs.

@@ -24,6 +24,9 @@ use rdkafka::{
 use super::{Delivered, EventBus, Position, Record, Subscription, TopicSpec};
 use crate::{Error, Result};
 
+/// How long [`EventBus::ensure_topics`] waits for new topics' partition leaders.
+const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How to reach the Kafka cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
@@ -84,6 +87,46 @@ fn kafka_error(operation: impl Into<String>) -> impl FnOnce(KafkaError) -> Error
 }
 
 impl KafkaBus {
+    /// Waits until every topic of `names` is in the cluster's metadata with a leader
+    /// for each partition: a topic just created is not usable at once, and callers
+    /// of [`EventBus::ensure_topics`] read or write it right away.
+    async fn await_leaders(&self, names: Vec<String>) -> Result<()> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + TOPIC_READY_TIMEOUT;
+            for name in &names {
+                loop {
+                    let metadata = producer
+                        .client()
+                        .fetch_metadata(Some(name), Duration::from_secs(5))
+                        .map_err(kafka_error(format!("reading metadata of {name}")))?;
+                    let ready = metadata.topics().iter().any(|topic| {
+                        topic.name() == name
+                            && topic.error().is_none()
+                            && !topic.partitions().is_empty()
+                            && topic
+                                .partitions()
+                                .iter()
+                                .all(|p| p.error().is_none() && p.leader() >= 0)
+                    });
+                    if ready {
+                        break;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::UnknownTopic(name.clone()));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|join| Error::Kafka {
+            operation: format!("waiting for new topics: {join}"),
+            source: KafkaError::Canceled,
+        })?
+    }
+
     /// Creates the producer and admin clients (connections are made lazily).
     pub fn new(config: KafkaConfig) -> Result<Self> {
         let producer = config
@@ -143,7 +186,8 @@ impl EventBus for KafkaBus {
                 }
             }
         }
-        Ok(())
+        let names = specs.iter().map(|spec| spec.name.clone()).collect();
+        self.await_leaders(names).await
     }
 
     async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {

@@ -1,18 +1,22 @@
 //! `sluice engine`: flags → [`EngineConfig`], then the engine until SIGINT/SIGTERM;
 //! `sluice engine migrate` creates or migrates the CQL keyspace and exits.
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::Router;
 use clap::{Args, Subcommand};
-use sluice_engine::{runtime::TimerConfig, service::EngineConfig};
+use sluice_engine::{
+    runtime::{Clock, TimerConfig, WallClock},
+    service::EngineConfig,
+};
 use sluice_infra::{
     bus::{self, topics},
     cql::{Cql, CqlConfig},
     telemetry::Telemetry,
 };
 
-use super::{CommonArgs, shutdown_signal};
+use super::{CommonArgs, debug_clock::ClockHook, shutdown_signal};
 
 #[derive(Debug, Args)]
 pub(crate) struct EngineArgs {
@@ -54,6 +58,11 @@ pub(crate) struct EngineArgs {
     /// At most this many due timers fire per second per partition while catching up.
     #[arg(long, env = "SLUICE_TIMER_RATE", default_value_t = 2_000)]
     timer_rate: u32,
+    /// Test hook: run on a virtual clock starting at START (RFC 3339 or Unix ms),
+    /// moved through `/debug/clock` on the metrics address. Refused unless
+    /// `SLUICE_TEST_HOOKS=1`.
+    #[arg(long, env = "SLUICE_VIRTUAL_CLOCK", value_name = "START")]
+    virtual_clock: Option<String>,
 
     #[command(subcommand)]
     command: Option<EngineCommand>,
@@ -92,17 +101,25 @@ pub(crate) async fn run(args: EngineArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(store = %args.store, ?versions, "CQL schema is current");
         return Ok(ExitCode::SUCCESS);
     }
+    let hook = ClockHook::from_flag(args.virtual_clock.as_deref())?;
     let telemetry = Telemetry::new("engine")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let extra = hook.as_ref().map_or_else(Router::new, ClockHook::routes);
     let (addr, server) = telemetry
-        .serve(args.common.metrics_addr, async {
+        .serve_with(args.common.metrics_addr, extra, async {
             let _ = stopped.await;
         })
         .await?;
     let bus = bus::connect(&args.common.bus).await?;
     let engine = args
         .config()
-        .build(bus, &args.store, telemetry.registry())
+        .build_with_clock(
+            bus,
+            &args.store,
+            telemetry.registry(),
+            hook.as_ref()
+                .map_or_else(|| Arc::new(WallClock) as Arc<dyn Clock>, ClockHook::clock),
+        )
         .await
         .with_context(|| {
             format!(
@@ -110,6 +127,9 @@ pub(crate) async fn run(args: EngineArgs) -> anyhow::Result<ExitCode> {
                 args.common.bus, args.store
             )
         })?;
+    if let Some(hook) = &hook {
+        hook.attach(Arc::clone(engine.timers()));
+    }
     telemetry.set_ready(true);
     tracing::info!(
         %addr,
