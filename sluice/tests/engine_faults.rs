@@ -31,10 +31,13 @@
 //!
 //! Duplicate records on `sluice.actions` are allowed and counted, not failed: a
 //! replayed input (the killed engine's uncommitted offsets; an engine that still
-//! processes records already queued for a partition that was just revoked) re-emits
-//! the same action ids, and the action workers execute each id once (their
-//! `action_dedupe` claims). The test shows exactly that: duplicates on the topic,
-//! one execution per id at the provider.
+//! processes records already queued for a partition that was just revoked; a timer
+//! fired again after its store commit failed, or fired by both replicas while the
+//! group settles after a restart) re-emits the same action ids, and the action
+//! workers execute each id once (their `action_dedupe` claims). The test shows
+//! exactly that: duplicates on the topic, printed per phase and node, and one
+//! execution per id at the provider. `sluice_engine_timers_fired_total` must count
+//! at least every timer the restarted engines fired.
 //!
 //! Size: `SLUICE_FAULTS_CONTACTS` contacts per phase (default 1,000; 10,000 gives
 //! the issue's 100K events per phase).
@@ -623,25 +626,32 @@ async fn nothing_lost_or_executed_twice_through_sigkill_cql_outage_and_broker_re
 
     let duplicates = cluster.check_actions_topic().await;
 
-    // Each timer fires on exactly one replica: the restarted engines fired the restart
-    // phase's timers once each (a timer fired on two replicas shows as duplicate
-    // `later`/`remind` records on the topic, and as too high a count).
+    // The restarted engines count every timer they fired: at least the restart phase's
+    // (more when both replicas fire a timer while the group settles, which shows as
+    // duplicate `later`/`remind` records).
     let fired = cluster.engines_metric("sluice_engine_timers_fired_total");
     let timers = restart.timers(2);
-    if fired != timers as f64 {
-        let twice: usize = ["later", "remind"]
-            .iter()
-            .filter_map(|node| duplicates.get(&("restart".to_owned(), (*node).to_owned())))
-            .sum();
+    let twice: usize = ["later", "remind"]
+        .iter()
+        .filter_map(|node| duplicates.get(&("restart".to_owned(), (*node).to_owned())))
+        .sum();
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "restart: sluice_engine_timers_fired_total {fired} for {timers} due timers; \
+             {twice} timer action(s) published twice"
+        );
+    }
+    if fired < timers as f64 {
         cluster.problems.push(format!(
-            "sluice_engine_timers_fired_total of the restarted engines is {fired}, but {timers} \
-             timers were due; {twice} timer action(s) were published twice"
+            "sluice_engine_timers_fired_total of the restarted engines is {fired}, but they \
+             fired {timers} timers"
         ));
     }
     cluster.stop_processes();
     assert!(
         cluster.problems.is_empty(),
-        "nothing executed twice, each timer fired on one replica:\n{}",
+        "nothing executed twice, every timer counted:\n{}",
         cluster.problems.join("\n")
     );
 }
