@@ -526,9 +526,24 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            // Keep every process's whole log for the post-mortem.
+            let kept = std::env::temp_dir().join(format!(
+                "sluice-faults-logs-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            let copied = std::fs::create_dir_all(&kept).is_ok()
+                && std::fs::read_dir(self.dir.path()).is_ok_and(|entries| {
+                    entries.flatten().all(|entry| {
+                        std::fs::copy(entry.path(), kept.join(entry.file_name())).is_ok()
+                    })
+                });
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("{}", self.logs());
+                if copied {
+                    eprintln!("process logs kept in {}", kept.display());
+                }
             }
         }
     }
