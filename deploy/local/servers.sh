@@ -15,6 +15,14 @@
 #   deploy/local/servers.sh reset                   stop both and wipe their data and logs
 #                                                   (the jar cache stays)
 #
+# Private instances: with SLUICE_SERVERS_RUN=DIR (and the port variables below set to free
+# ports) every command acts on a separate Kafka and/or Cassandra whose data, logs, config,
+# pid files and lock live in DIR, run from the same cached jars. A test can stop and start
+# its own servers that way without touching the shared ones on 9092/9042, e.g.
+#   SLUICE_SERVERS_RUN=/tmp/t SLUICE_KAFKA_PORT=19092 SLUICE_KAFKA_CONTROLLER_PORT=19093 \
+#     deploy/local/servers.sh start kafka
+# (`reset` then wipes DIR/kafka and DIR/cassandra only).
+#
 # What runs:
 #   Kafka 3.9 (KRaft, broker+controller in one JVM, heap 512 MiB), clients on 127.0.0.1:9092
 #   Cassandra 5.0 (single node, heap 1 GiB), CQL on 127.0.0.1:9042
@@ -30,6 +38,8 @@
 #                                  $SLUICE_CACHE/servers/{kafka,cassandra}/libs, Maven's
 #                                  repository to $SLUICE_CACHE/m2, and data, logs, rendered
 #                                  config and pid files to $SLUICE_CACHE/servers/run/<name>/
+#   SLUICE_SERVERS_RUN             a private instance's directory instead of
+#                                  $SLUICE_CACHE/servers/run (see above)
 #   SLUICE_KAFKA_PORT              Kafka client port (9092)
 #   SLUICE_KAFKA_CONTROLLER_PORT   KRaft controller port (9093)
 #   SLUICE_CQL_PORT                CQL native port (9042)
@@ -50,6 +60,12 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${SLUICE_CACHE:-$HOME/.cache/sluice}
 SERVERS=$CACHE/servers
 RUN=$SERVERS/run
+LOCK=$SERVERS/.lock
+if [[ -n ${SLUICE_SERVERS_RUN:-} ]]; then
+  mkdir -p "$SLUICE_SERVERS_RUN"
+  RUN=$(cd -- "$SLUICE_SERVERS_RUN" && pwd)
+  LOCK=$RUN/.lock
+fi
 FETCH_MARKER=$SERVERS/.fetched
 KAFKA_LIBS=$SERVERS/kafka/libs
 CASSANDRA_LIBS=$SERVERS/cassandra/libs
@@ -433,16 +449,23 @@ stop_one() {
 
 # --- commands ----------------------------------------------------------------------------
 
-# Mutating commands hold this lock, so two concurrent starts cannot launch two brokers.
+# Mutating commands hold this lock, so two concurrent starts cannot launch two brokers. A
+# private instance has a lock of its own; fetching always takes the shared one (fd 8).
 take_lock() {
   mkdir -p "$SERVERS"
-  exec 9>"$SERVERS/.lock"
-  flock -w 600 9 || die "another servers.sh has held $SERVERS/.lock for 10 minutes"
+  exec 9>"$LOCK"
+  flock -w 600 9 || die "another servers.sh has held $LOCK for 10 minutes"
+}
+
+take_fetch_lock() {
+  [[ $LOCK != "$SERVERS/.lock" ]] || return 0
+  exec 8>"$SERVERS/.lock"
+  flock -w 600 8 || die "another servers.sh has held $SERVERS/.lock for 10 minutes"
 }
 
 cmd_start() {
   check_tools
-  fetched || cmd_fetch
+  fetched || { take_fetch_lock && cmd_fetch; }
   local name pids=() failed=0 i
   for name in "$@"; do
     start_one "$name" &
@@ -490,6 +513,11 @@ cmd_status() {
 
 cmd_reset() {
   cmd_stop "${ALL_SERVERS[@]}"
+  if [[ $LOCK != "$SERVERS/.lock" ]]; then
+    rm -rf -- "${RUN:?}/kafka" "${RUN:?}/cassandra"
+    log "reset: wiped the private instances' data in $RUN"
+    return 0
+  fi
   [[ -n $RUN && $RUN == */servers/run ]] || die "refusing to wipe unexpected path '$RUN'"
   rm -rf -- "$RUN"
   log "reset: wiped $RUN (the jar cache in $SERVERS stays)"
@@ -531,6 +559,7 @@ main() {
   case $cmd in
     fetch)
       take_lock
+      take_fetch_lock
       cmd_fetch
       ;;
     start)

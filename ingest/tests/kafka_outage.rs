@@ -2,14 +2,16 @@
 //! `Retry-After` and readiness drops; once Kafka is back the provider's retry (same body,
 //! so the same event id) is published and acknowledged.
 //!
-//! It stops and restarts the shared local broker (`deploy/local/servers.sh`), so it lives
-//! in its own test binary (cargo runs test binaries one after another) and a drop guard
-//! restarts the broker even when an assertion fails.
+//! It stops and restarts a private broker of its own (`deploy/local/servers.sh` with
+//! `SLUICE_SERVERS_RUN` and free ports), never the shared one on 9092; a drop guard stops
+//! it and deletes its data even when an assertion fails.
 
 mod common;
 
 use std::{
-    process::Command,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Command, Output},
     time::{Duration, Instant},
 };
 
@@ -22,29 +24,82 @@ use sluice_ingest::{IngestSettings, signature};
 
 const SERVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/servers.sh");
 
-fn servers(action: &str) {
-    let status = Command::new(SERVERS)
-        .args([action, "kafka"])
-        .status()
-        .unwrap_or_else(|e| panic!("running {SERVERS} {action} kafka: {e}"));
-    assert!(
-        status.success(),
-        "{SERVERS} {action} kafka failed: {status}"
-    );
+/// A Kafka of this test's own, stopped and deleted on drop.
+struct PrivateKafka {
+    dir: PathBuf,
+    port: u16,
+    controller_port: u16,
 }
 
-/// Starts the broker again when dropped, whatever happened.
-struct RestartBroker;
+impl PrivateKafka {
+    /// Starts it; `None` (after saying so) when it cannot start and servers are not
+    /// required.
+    fn start() -> Option<PrivateKafka> {
+        let port = || {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+            listener.local_addr().expect("its address").port()
+        };
+        let kafka = PrivateKafka {
+            dir: std::env::temp_dir().join(testing::unique_name("sluice-kafka-outage")),
+            port: port(),
+            controller_port: port(),
+        };
+        let output = kafka.servers("start");
+        if output.status.success() {
+            return Some(kafka);
+        }
+        let message = format!(
+            "a private Kafka did not start ({SERVERS} start kafka):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!testing::servers_required(), "{message}");
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: {message}");
+        }
+        None
+    }
 
-impl Drop for RestartBroker {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn servers(&self, action: &str) -> Output {
+        Command::new(SERVERS)
+            .args([action, "kafka"])
+            .env("SLUICE_SERVERS_RUN", &self.dir)
+            .env("SLUICE_KAFKA_PORT", self.port.to_string())
+            .env(
+                "SLUICE_KAFKA_CONTROLLER_PORT",
+                self.controller_port.to_string(),
+            )
+            .output()
+            .unwrap_or_else(|e| panic!("running {SERVERS} {action} kafka: {e}"))
+    }
+
+    fn expect(&self, action: &str) {
+        let output = self.servers(action);
+        assert!(
+            output.status.success(),
+            "{SERVERS} {action} kafka failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateKafka {
     fn drop(&mut self) {
-        let _ = Command::new(SERVERS).args(["start", "kafka"]).status();
+        let _ = self.servers("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_answers_503_and_the_retry_is_published() {
-    let Some(addr) = testing::kafka() else { return };
+    let Some(kafka) = PrivateKafka::start() else {
+        return;
+    };
+    let addr = kafka.addr();
     let bus = bus::connect(&format!("kafka://{addr}")).await.unwrap();
     let (ingest, telemetry) = app(
         bus.clone(),
@@ -87,15 +142,14 @@ async fn broker_down_answers_503_and_the_retry_is_published() {
     assert_eq!(post(testing::unique_name("warmup")).await.status(), 200);
     assert!(telemetry.is_ready());
 
-    let _guard = RestartBroker;
-    servers("stop");
+    kafka.expect("stop");
     let id = testing::unique_name("outage");
     let refused = post(id.clone()).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "5");
     assert!(!telemetry.is_ready(), "/readyz reports the broker outage");
 
-    servers("start");
+    kafka.expect("start");
     // The provider retries the same body until it is acknowledged.
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut attempts = 1;

@@ -3,21 +3,24 @@
 //! duration, an undecodable record goes to the dead-letter topic and the engine goes
 //! on, and a timer pending when the engine is stopped fires once after a restart.
 
+mod support;
+
 use std::{
     collections::HashMap,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use sluice_infra::{
-    bus::{Delivered, EventBus, KafkaBus, KafkaConfig, Record, Subscription, TopicSpec},
+    bus::{Delivered, EventBus, KafkaBus, KafkaConfig, Record, TopicSpec},
     cql::{Cql, CqlConfig},
     store::{ContactKey, CqlStore, StateStore},
     testing,
 };
 use sluice_schemas::{Action, Event};
+use support::{Process, free_port, http_get as get, read_until};
 
 const NUDGE: &str = r#"{"id":"nudge","name":"Nudge","version":1,"kind":"event",
  "triggers":[{"event":"contact.created","reentry":"once"}],
@@ -26,39 +29,6 @@ const NUDGE: &str = r#"{"id":"nudge","name":"Nudge","version":1,"kind":"event",
   {"id":"pause","type":"wait","duration":"3s","exits":{"next":"later"}},
   {"id":"later","type":"send_message","text":"still there?","exits":{"next":"done"}},
   {"id":"done","type":"end","outcome":"nudged"}]}"#;
-
-struct Engine(Child);
-
-impl Engine {
-    /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.0.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("running kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.0.try_wait().expect("waiting for the engine") {
-                assert!(status.success(), "the engine exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the engine did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Setup {
     kafka: String,
@@ -88,7 +58,7 @@ impl Setup {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let mut command = support::sluice();
         command
             .env("SLUICE_BUS", format!("kafka://{}", self.kafka))
             .env("SLUICE_STORE", &self.store)
@@ -118,31 +88,21 @@ impl Setup {
         );
     }
 
-    fn start(&self, log: &str) -> Engine {
-        self.start_on(log, "127.0.0.1:0")
+    fn start(&self, name: &str) -> Process {
+        self.start_on(name, "127.0.0.1:0")
     }
 
-    fn start_on(&self, log: &str, metrics_addr: &str) -> Engine {
-        let log = std::fs::File::create(self.dir.path().join(log)).expect("a log file");
-        let child = self
-            .command()
-            .args([
-                "engine",
-                "--create-topics",
-                "--partitions-hint",
-                "4",
-                "--metrics-addr",
-                metrics_addr,
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting sluice engine");
-        Engine(child)
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    fn start_on(&self, name: &str, metrics_addr: &str) -> Process {
+        let mut command = self.command();
+        command.args([
+            "engine",
+            "--create-topics",
+            "--partitions-hint",
+            "4",
+            "--metrics-addr",
+            metrics_addr,
+        ]);
+        Process::spawn(name, command, self.dir.path())
     }
 
     fn bus(&self) -> Arc<dyn EventBus> {
@@ -195,43 +155,6 @@ impl Setup {
     }
 }
 
-fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("its address")
-}
-
-/// `GET path` over plain HTTP/1.0: status and body.
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to the engine");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("writing");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reading");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
-    (status, body.unwrap_or_default())
-}
-
-/// Reads a topic until `done` says so or the time is up.
-async fn read_until(
-    subscription: &mut Box<dyn Subscription>,
-    seen: &mut Vec<Delivered>,
-    within: Duration,
-    done: impl Fn(&[Delivered]) -> bool,
-) {
-    let deadline = Instant::now() + within;
-    while !done(seen) && Instant::now() < deadline {
-        match subscription.poll(100, Duration::from_millis(300)).await {
-            Ok(batch) => seen.extend(batch),
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
-    }
-}
-
 fn texts(actions: &[Delivered]) -> Vec<(String, String, String)> {
     actions
         .iter()
@@ -272,7 +195,7 @@ async fn engine_runs_a_flow_fires_its_wait_once_and_dead_letters_bad_input() {
     let bus = setup.bus();
     setup.create_topics(&bus).await;
     let metrics_addr = free_port();
-    let engine = setup.start_on("engine.log", &metrics_addr.to_string());
+    let engine = setup.start_on("engine", &metrics_addr.to_string());
     let mut actions = bus
         .subscribe(&testing::unique_name("reader"), &[&setup.topic("actions")])
         .await
@@ -303,12 +226,7 @@ async fn engine_runs_a_flow_fires_its_wait_once_and_dead_letters_bad_input() {
     // Anything more (a second firing) would arrive within a few seconds.
     read_until(&mut actions, &mut seen, Duration::from_secs(5), |_| false).await;
     let got = texts(&seen);
-    assert_eq!(
-        count(&got, "ann", "hello"),
-        1,
-        "{got:?}\n{}",
-        setup.log("engine.log")
-    );
+    assert_eq!(count(&got, "ann", "hello"), 1, "{got:?}\n{}", engine.log());
     assert_eq!(count(&got, "ann", "still there?"), 1, "{got:?}");
     assert!(
         waited >= Duration::from_secs(3),
@@ -320,7 +238,7 @@ async fn engine_runs_a_flow_fires_its_wait_once_and_dead_letters_bad_input() {
         !s.is_empty()
     })
     .await;
-    assert_eq!(letters.len(), 1, "{}", setup.log("engine.log"));
+    assert_eq!(letters.len(), 1, "{}", engine.log());
     let headers: HashMap<&str, String> = letters[0]
         .headers
         .iter()
@@ -363,7 +281,7 @@ async fn engine_runs_a_flow_fires_its_wait_once_and_dead_letters_bad_input() {
     ] {
         assert!(metrics.contains(expected), "{expected} missing:\n{metrics}");
     }
-    engine.stop();
+    engine.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +292,7 @@ async fn engine_restart_fires_a_pending_timer_once() {
     setup.submit(NUDGE);
     let bus = setup.bus();
     setup.create_topics(&bus).await;
-    let first = setup.start("first.log");
+    let first = setup.start("first");
     let mut actions = bus
         .subscribe(&testing::unique_name("reader"), &[&setup.topic("actions")])
         .await
@@ -385,18 +303,13 @@ async fn engine_restart_fires_a_pending_timer_once() {
         count(&texts(s), "bob", "hello") >= 1
     })
     .await;
-    assert_eq!(
-        count(&texts(&seen), "bob", "hello"),
-        1,
-        "{}",
-        setup.log("first.log")
-    );
+    assert_eq!(count(&texts(&seen), "bob", "hello"), 1, "{}", first.log());
     // Stop with the 3 s wait pending; nothing fires while no engine runs.
-    first.stop();
+    first.terminate();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count(&texts(&seen), "bob", "still there?"), 0);
 
-    let second = setup.start("second.log");
+    let second = setup.start("second");
     read_until(&mut actions, &mut seen, Duration::from_secs(90), |s| {
         count(&texts(s), "bob", "still there?") >= 1
     })
@@ -407,10 +320,10 @@ async fn engine_restart_fires_a_pending_timer_once() {
         count(&got, "bob", "still there?"),
         1,
         "{got:?}\n{}",
-        setup.log("second.log")
+        second.log()
     );
     assert_eq!(count(&got, "bob", "hello"), 1, "not replayed: {got:?}");
-    second.stop();
+    second.terminate();
 }
 
 /// Distinct action ids per (contact, text): what the action workers execute.
@@ -432,8 +345,8 @@ async fn two_engines_share_the_group_and_survive_a_sigkill() {
     setup.submit(NUDGE);
     let bus = setup.bus();
     setup.create_topics(&bus).await;
-    let first = setup.start("first.log");
-    let second = setup.start("second.log");
+    let mut first = setup.start("first");
+    let second = setup.start("second");
     let mut actions = bus
         .subscribe(&testing::unique_name("reader"), &[&setup.topic("actions")])
         .await
@@ -449,7 +362,7 @@ async fn two_engines_share_the_group_and_survive_a_sigkill() {
     .await;
     // One replica dies hard with waits pending; the other takes its partitions
     // (after the group's session timeout) and fires their timers.
-    drop(first);
+    first.kill();
     read_until(&mut actions, &mut seen, Duration::from_secs(120), |s| {
         distinct(&texts(s), "still there?").len() == contacts.len()
     })
@@ -463,10 +376,10 @@ async fn two_engines_share_the_group_and_survive_a_sigkill() {
                 ids.get(contact),
                 Some(&1),
                 "{contact} {text:?}: {got:?}\n{}\n{}",
-                setup.log("first.log"),
-                setup.log("second.log")
+                first.log(),
+                second.log()
             );
         }
     }
-    second.stop();
+    second.terminate();
 }
