@@ -150,3 +150,46 @@ fn yearly_date_field_follows_profile_changes() {
     let next = *h.timers.values().next().unwrap();
     assert_eq!(next, T0 + 367 * DAY - HOUR, "2027-03-04 09:00Z");
 }
+
+/// The ids of the actions whose message text is `text`.
+fn ids_of(h: &Harness, text: &str) -> Vec<String> {
+    h.actions
+        .iter()
+        .filter(|a| {
+            matches!(&a.payload, sluice_schemas::ActionPayload::SendMessage(m)
+                if m.text.as_deref() == Some(text))
+        })
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+#[test]
+fn an_event_keeps_its_action_ids_whichever_side_of_a_window_timer_it_is_processed() {
+    // A replay processes an event later than the first time, so a timer that fired
+    // after it then may fire before it now; its actions must keep their ids (the
+    // action workers execute each id once).
+    let flows = || {
+        vec![
+            pattern_flow(json!({ "type": "not_followed_by",
+                "first": { "event": "custom", "name": "cart" },
+                "then": { "event": "payment.received" }, "within": "2h" })),
+            json!({ "id": "pong", "name": "pong", "version": 1, "kind": "event",
+                "triggers": [ { "event": "custom", "name": "ping", "reentry": "always" } ],
+                "nodes": [ { "id": "m", "type": "send_message", "text": "pong" } ] }),
+        ]
+    };
+    let mut first = Harness::new(flows());
+    first.send(custom("c1", "cart", &[], T0));
+    first.send(custom("ping-1", "ping", &[], T0 + HOUR));
+    first.run_until(T0 + 3 * HOUR);
+
+    let mut replay = Harness::new(flows());
+    replay.send(custom("c1", "cart", &[], T0));
+    replay.run_until(T0 + 3 * HOUR);
+    replay.send(custom("ping-1", "ping", &[], T0 + 3 * HOUR));
+
+    assert_eq!(first.texts(), ["pong", "fired"]);
+    assert_eq!(replay.texts(), ["fired", "pong"]);
+    assert_eq!(ids_of(&first, "pong"), ids_of(&replay, "pong"));
+    assert_eq!(ids_of(&first, "fired"), ids_of(&replay, "fired"));
+}

@@ -40,6 +40,9 @@ pub(crate) struct Machine<'f, 's> {
     /// Names internal events: the input's id or timer key.
     pub(crate) input_tag: String,
     seq: u32,
+    /// Runs started by this input so far, per flow: with the input's tag and the
+    /// flow, what seeds a run's action ids (see [`Machine::new_run`]).
+    pub(crate) started: Vec<(Box<str>, u32)>,
     /// Profile fields or the time zone changed (schedules must be recomputed).
     pub(crate) profile_dirty: bool,
 }
@@ -61,6 +64,7 @@ impl<'f, 's> Machine<'f, 's> {
             base_depth,
             input_tag,
             seq: 0,
+            started: Vec::new(),
             profile_dirty: false,
         }
     }

@@ -128,6 +128,7 @@ impl Machine<'_, '_> {
                     .any(|r| *r.flow == *flow.id && r.dedupe_ref() == Some(key.as_str()));
                 if taken {
                     self.state.next_run = self.state.next_run.wrapping_sub(1);
+                    self.forget_started(&flow.id);
                     return false;
                 }
                 run.extra_mut().dedupe_ref = Some(key.into());

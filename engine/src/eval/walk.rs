@@ -41,16 +41,44 @@ pub(crate) struct Start {
 }
 
 impl Machine<'_, '_> {
+    /// Takes back the newest run of `flow` this input started (it was not kept).
+    pub(crate) fn forget_started(&mut self, flow: &str) {
+        if let Some(at) = self.started.iter().position(|(f, _)| **f == *flow) {
+            match self.started[at].1.checked_sub(1) {
+                Some(n) => self.started[at].1 = n,
+                None => {
+                    self.started.swap_remove(at);
+                }
+            }
+        }
+    }
+
     /// Creates a run (not yet stored or advanced).
+    ///
+    /// The run's seed — its public id, and so its action ids — depends only on the
+    /// input (its tag), the flow and how many runs of that flow this input started
+    /// before, not on the contact's run counter: a replayed input re-emits the same
+    /// action ids even when a timer fired on one side of it the first time and on
+    /// the other side on replay (timers follow processing time, not the log).
     pub(crate) fn new_run(&mut self, flow: &CompiledFlow, start: Start) -> Run {
         let id = self.state.next_run.max(FIRST_RUN_ID);
         self.state.next_run = id.wrapping_add(1);
+        let ordinal = match self.started.iter_mut().find(|(f, _)| **f == *flow.id) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.started.push((flow.id.as_str().into(), 0));
+                0
+            }
+        };
         let seed = stable_hash(&[
             self.state.tenant.as_bytes(),
             self.state.contact_id.as_bytes(),
             self.input_tag.as_bytes(),
             flow.id.as_bytes(),
-            &id.to_le_bytes(),
+            &ordinal.to_le_bytes(),
         ]);
         let flow_id = self
             .flows
