@@ -384,32 +384,39 @@ impl sluice_infra::store::StateStore for Stuck {
     }
 }
 
-#[async_trait::async_trait]
-impl TimerStore for Stuck {
-    async fn commit(
-        &self,
-        states: &[(ContactKey, sluice_infra::store::StoredState)],
-        timers: &sluice_infra::store::TimerChanges,
-    ) -> sluice_infra::Result<()> {
-        self.inner.commit(states, timers).await
-    }
+/// `TimerStore` for a test wrapper of the in-memory store: everything goes to `inner`.
+macro_rules! timers_through_inner {
+    ($wrapper:ty) => {
+        #[async_trait::async_trait]
+        impl TimerStore for $wrapper {
+            async fn commit(
+                &self,
+                states: &[(ContactKey, sluice_infra::store::StoredState)],
+                timers: &sluice_infra::store::TimerChanges,
+            ) -> sluice_infra::Result<()> {
+                self.inner.commit(states, timers).await
+            }
 
-    async fn due(
-        &self,
-        after: Option<&sluice_infra::store::TimerEntry>,
-        before: i64,
-        limit: usize,
-    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
-        self.inner.due(after, before, limit).await
-    }
+            async fn due(
+                &self,
+                after: Option<&sluice_infra::store::TimerEntry>,
+                before: i64,
+                limit: usize,
+            ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
+                self.inner.due(after, before, limit).await
+            }
 
-    async fn contains(
-        &self,
-        timer: &sluice_infra::store::TimerEntry,
-    ) -> sluice_infra::Result<bool> {
-        self.inner.contains(timer).await
-    }
+            async fn contains(
+                &self,
+                timer: &sluice_infra::store::TimerEntry,
+            ) -> sluice_infra::Result<bool> {
+                self.inner.contains(timer).await
+            }
+        }
+    };
 }
+
+timers_through_inner!(Stuck);
 
 #[tokio::test]
 async fn a_partition_stuck_on_its_store_does_not_stop_the_others() {
@@ -513,32 +520,7 @@ impl sluice_infra::store::StateStore for Counting {
     }
 }
 
-#[async_trait::async_trait]
-impl TimerStore for Counting {
-    async fn commit(
-        &self,
-        states: &[(ContactKey, sluice_infra::store::StoredState)],
-        timers: &sluice_infra::store::TimerChanges,
-    ) -> sluice_infra::Result<()> {
-        self.inner.commit(states, timers).await
-    }
-
-    async fn due(
-        &self,
-        after: Option<&sluice_infra::store::TimerEntry>,
-        before: i64,
-        limit: usize,
-    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
-        self.inner.due(after, before, limit).await
-    }
-
-    async fn contains(
-        &self,
-        timer: &sluice_infra::store::TimerEntry,
-    ) -> sluice_infra::Result<bool> {
-        self.inner.contains(timer).await
-    }
-}
+timers_through_inner!(Counting);
 
 #[tokio::test]
 async fn a_batch_loads_each_contact_once_and_the_cache_spares_later_loads() {
