@@ -13,6 +13,46 @@ pub struct Throughput {
     pub arrived: u64,
     /// Seconds from the first event sent to the last output observed.
     pub seconds: f64,
+    /// The whole machine's CPU over the run (every process: Kafka, Cassandra,
+    /// the system under test and the load generator), when `/proc/stat` is there.
+    pub machine: Option<MachineCpu>,
+}
+
+/// CPU time of the whole machine over a span, from `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachineCpu {
+    /// CPUs.
+    pub cores: usize,
+    /// Seconds of CPU spent busy (not idle, not waiting for I/O), all CPUs summed.
+    pub busy_seconds: f64,
+    /// Wall-clock seconds of the span.
+    pub wall_seconds: f64,
+}
+
+impl MachineCpu {
+    /// Busy share of all CPUs, 0..=1.
+    pub fn busy(&self) -> f64 {
+        if self.wall_seconds > 0.0 && self.cores > 0 {
+            self.busy_seconds / (self.wall_seconds * self.cores as f64)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The `cpu` line of `/proc/stat`: (busy, total) in clock ticks.
+pub fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal (guest time is in user already).
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 impl Throughput {
@@ -157,6 +197,21 @@ pub fn markdown(passthrough: &Measured, engine: &Measured) -> String {
         cell(pt, throughput),
         cell(en, throughput)
     );
+    let cpu = |t: &Throughput| match t.machine {
+        Some(m) if t.arrived > 0 => format!(
+            "{:.0}% of {} CPUs; {:.1} µs of CPU per event",
+            100.0 * m.busy(),
+            m.cores,
+            1e6 * m.busy_seconds / t.arrived as f64
+        ),
+        _ => "—".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "| machine CPU in that run (all processes) | {} | {} | |",
+        cell(pt, cpu),
+        cell(en, cpu)
+    );
     let (pl, el) = (passthrough.latency.as_ref(), engine.latency.as_ref());
     let rate = |l: &Latency| {
         format!(
@@ -262,6 +317,11 @@ mod tests {
                 events: 200_000,
                 arrived: 200_000,
                 seconds: 4.0,
+                machine: Some(MachineCpu {
+                    cores: 2,
+                    busy_seconds: 7.6,
+                    wall_seconds: 4.0,
+                }),
             }),
             latency: Some(Latency::from_histogram(25_000.0, 1000, 0, 1.5, &micros)),
         };
@@ -270,6 +330,7 @@ mod tests {
                 events: 200_000,
                 arrived: 200_000,
                 seconds: 200.0,
+                machine: None,
             }),
             latency: None,
         };
@@ -283,6 +344,15 @@ mod tests {
             table.contains("| outputs arrived | 1,000 of 1,000, 0 duplicates | — | |"),
             "{table}"
         );
+        assert!(
+            table.contains("| machine CPU in that run (all processes) | 95% of 2 CPUs; 38.0 µs of CPU per event | — | |"),
+            "{table}"
+        );
+        assert_eq!(
+            parse_proc_stat("cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"),
+            Some((160, 980))
+        );
+        assert_eq!(parse_proc_stat("intr 1 2 3"), None);
         let lines = breakdown(&EngineBreakdown {
             inputs: 20_000.0,
             processing_ms: 16.74,

@@ -72,6 +72,24 @@ async fn store_behaviour(store: Arc<dyn StateStore>) {
         .collect();
     assert_eq!(loaded, expected);
 
+    // Large states, more than one request's worth (the CQL store sends unlogged
+    // batches of bounded size), and one state larger than any batch.
+    let large: Vec<(ContactKey, StoredState)> = (0..40)
+        .map(|n| {
+            let data = format!("{n:>3000}");
+            (ContactKey::new(&tenant, format!("l-{n}")), state(1, &data))
+        })
+        .chain(std::iter::once((
+            ContactKey::new(&tenant, "huge"),
+            state(1, &"h".repeat(100_000)),
+        )))
+        .collect();
+    store.save(&large).await.unwrap();
+    let keys: Vec<ContactKey> = large.iter().map(|(key, _)| key.clone()).collect();
+    let loaded = store.load_many(&keys).await.unwrap();
+    let expected: Vec<Option<StoredState>> = large.into_iter().map(|(_, s)| Some(s)).collect();
+    assert!(loaded == expected, "large states come back whole");
+
     // Binary data survives as is.
     let binary = StoredState {
         version: 20,

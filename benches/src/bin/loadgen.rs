@@ -24,7 +24,7 @@ use sluice_benches::{
     kafka,
     passthrough::Passthrough,
     producer::{EventSender, Span},
-    report::{self, EngineBreakdown, Latency, Measured, Throughput},
+    report::{self, EngineBreakdown, Latency, MachineCpu, Measured, Throughput},
     tracker::{Matcher, SendTimes, Tracker},
     workload::{Prepared, Workload},
 };
@@ -101,6 +101,32 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// The machine's (busy, total) CPU ticks so far, when `/proc/stat` is readable.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    report::parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The machine's CPU use between two readings of [`cpu_ticks`].
+fn machine_cpu(
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+    wall: Duration,
+) -> Option<MachineCpu> {
+    let ((busy0, total0), (busy1, total1)) = (before?, after?);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ticks = (total1 - total0) as f64;
+    if ticks <= 0.0 {
+        return None;
+    }
+    // The ticks of all CPUs sum to wall time × CPUs.
+    let wall_seconds = wall.as_secs_f64();
+    Some(MachineCpu {
+        cores,
+        busy_seconds: (busy1 - busy0) as f64 / ticks * wall_seconds * cores as f64,
+        wall_seconds,
+    })
 }
 
 fn unix_millis() -> i64 {
@@ -229,7 +255,9 @@ impl Run<'_> {
 
         let max = tracker.add_phase(warmup..warmup + events)?;
         probe.mark()?;
-        let started = sent.nanos_at(Instant::now());
+        let ticks = cpu_ticks();
+        let start = Instant::now();
+        let started = sent.nanos_at(start);
         sender.send_all(Span {
             first: warmup,
             count: events,
@@ -237,6 +265,7 @@ impl Run<'_> {
         })?;
         sender.flush(self.timeout())?;
         let complete = self.wait(tracker, max, events, what, self.timeout(), || probe.check())?;
+        let machine = machine_cpu(ticks, cpu_ticks(), start.elapsed());
         probe.mark()?;
         let (arrived, last) = tracker
             .with_phase(max, |p| (p.arrived, p.last_arrival))
@@ -245,6 +274,7 @@ impl Run<'_> {
             events,
             arrived,
             seconds: last.saturating_sub(started) as f64 / 1e9,
+            machine,
         };
         say(&format!(
             "{what}: {arrived} of {events} outputs in {:.1} s = {:.0}/s{}",

@@ -2,8 +2,13 @@
 //! tests), with prepared statements, pipelined.
 //!
 //! [`load_many`](StateStore::load_many) issues one prepared lookup per contact,
-//! all in flight together (up to [`IN_FLIGHT`]), and [`save`](StateStore::save)
-//! one write per contact, likewise.
+//! all in flight together (up to [`IN_FLIGHT`]). [`save`](StateStore::save) groups
+//! the writes by the replica that owns them (the driver's token map) and sends each
+//! group as unlogged batches of up to [`BATCH_STATEMENTS`] writes and
+//! [`BATCH_BYTES`] of state, all in flight together: one request per batch instead
+//! of one per contact, each applied by a replica of every partition it writes. An
+//! unlogged batch is not atomic, and needs not be: every write stands alone
+//! (versioned, below), exactly as when sent one by one.
 //!
 //! Newest-version-wins without lightweight transactions: every write carries
 //! `USING TIMESTAMP <version>`, so the cluster's last-write-wins keeps the state
@@ -12,7 +17,10 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, future::try_join_all, stream};
-use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{
+    batch::{Batch, BatchType},
+    prepared::PreparedStatement,
+};
 
 use super::{ContactKey, StateStore, StoredState};
 use crate::{
@@ -23,6 +31,12 @@ use crate::{
 /// Lookups of one `load_many` in flight at once (the driver pipelines them over
 /// its connections).
 const IN_FLIGHT: usize = 1_024;
+/// Most writes in one unlogged batch.
+const BATCH_STATEMENTS: usize = 64;
+/// Most state bytes in one unlogged batch (Cassandra refuses batches over 50 KiB
+/// by default, and warns over `batch_size_warn_threshold`; ScyllaDB's limits are
+/// higher).
+const BATCH_BYTES: usize = 16 * 1024;
 
 /// A [`StateStore`] on a CQL cluster.
 pub struct CqlStore {
@@ -94,26 +108,129 @@ impl StateStore for CqlStore {
     }
 
     async fn save(&self, batch: &[(ContactKey, StoredState)]) -> Result<()> {
-        try_join_all(batch.iter().map(|(key, state)| async move {
+        let groups = self.by_replica(batch);
+        try_join_all(groups.iter().map(|group| self.save_group(group))).await?;
+        Ok(())
+    }
+}
+
+/// One state write's bound values, in the order of the insert's markers.
+type Write<'a> = (&'a str, &'a str, i64, &'a [u8], i64);
+
+fn write<'a>(key: &'a ContactKey, state: &'a StoredState) -> Write<'a> {
+    (
+        &key.tenant,
+        &key.contact_id,
+        state.version,
+        state.data.as_ref(),
+        state.version,
+    )
+}
+
+/// Splits writes of the given state sizes into runs of at most [`BATCH_STATEMENTS`]
+/// writes and [`BATCH_BYTES`] (a larger state goes alone).
+fn chunks(sizes: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes, mut end) = (0, 0, 0);
+    for (i, size) in sizes.enumerate() {
+        if i > start && (i - start == BATCH_STATEMENTS || bytes + size > BATCH_BYTES) {
+            chunks.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+        end = i + 1;
+    }
+    if start < end {
+        chunks.push(start..end);
+    }
+    chunks
+}
+
+impl CqlStore {
+    /// The writes of `batch` in groups owned by one replica (node and shard) each,
+    /// in batch order within a group; one group when the token map is unknown.
+    fn by_replica<'a>(&self, batch: &'a [(ContactKey, StoredState)]) -> Vec<Vec<Write<'a>>> {
+        let cluster = self.cql.session().get_cluster_state();
+        let mut groups: Vec<(Option<(u128, u32)>, Vec<Write<'a>>)> = Vec::new();
+        for (key, state) in batch {
+            let values = write(key, state);
+            let owner = self
+                .save
+                .calculate_token(&values)
+                .ok()
+                .flatten()
+                .and_then(|token| {
+                    cluster
+                        .get_token_endpoints(self.cql.keyspace(), "contact_state", token)
+                        .first()
+                        .map(|(node, shard)| (node.host_id.as_u128(), *shard))
+                });
+            match groups.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, writes)) => writes.push(values),
+                None => groups.push((owner, vec![values])),
+            }
+        }
+        groups.into_iter().map(|(_, writes)| writes).collect()
+    }
+
+    /// Sends one replica's writes as unlogged batches, all in flight together.
+    async fn save_group(&self, writes: &[Write<'_>]) -> Result<()> {
+        let chunks = chunks(writes.iter().map(|values| values.3.len()))
+            .into_iter()
+            .map(|range| &writes[range]);
+        try_join_all(chunks.map(|chunk| async move {
+            let operation = || {
+                format!(
+                    "saving {} states in {}.contact_state",
+                    chunk.len(),
+                    self.cql.keyspace()
+                )
+            };
+            if let [single] = chunk {
+                return self
+                    .cql
+                    .session()
+                    .execute_unpaged(&self.save, single)
+                    .await
+                    .map(drop)
+                    .map_err(execution_error(operation()));
+            }
+            let batch = Batch::new_with_statements(
+                BatchType::Unlogged,
+                vec![self.save.clone().into(); chunk.len()],
+            );
             self.cql
                 .session()
-                .execute_unpaged(
-                    &self.save,
-                    (
-                        &key.tenant,
-                        &key.contact_id,
-                        state.version,
-                        state.data.as_ref(),
-                        state.version,
-                    ),
-                )
+                .batch(&batch, chunk)
                 .await
-                .map_err(execution_error(format!(
-                    "saving {}.contact_state for {key}",
-                    self.cql.keyspace()
-                )))
+                .map(drop)
+                .map_err(execution_error(operation()))
         }))
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_split_by_count_and_by_bytes() {
+        assert!(chunks(std::iter::empty()).is_empty());
+        assert_eq!(
+            chunks(std::iter::repeat_n(10, 130)),
+            vec![0..64, 64..128, 128..130]
+        );
+        let third = BATCH_BYTES / 3;
+        assert_eq!(
+            chunks([third, third, third, third, 1].into_iter()),
+            vec![0..3, 3..5]
+        );
+        assert_eq!(
+            chunks([1, BATCH_BYTES * 2, 1].into_iter()),
+            vec![0..1, 1..2, 2..3],
+            "a state larger than a batch goes alone"
+        );
     }
 }
