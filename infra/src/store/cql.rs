@@ -114,6 +114,9 @@ impl StateStore for CqlStore {
     }
 }
 
+/// A replica: its host id and shard.
+type Replica = (u128, u32);
+
 /// One state write's bound values, in the order of the insert's markers.
 type Write<'a> = (&'a str, &'a str, i64, &'a [u8], i64);
 
@@ -151,7 +154,7 @@ impl CqlStore {
     /// in batch order within a group; one group when the token map is unknown.
     fn by_replica<'a>(&self, batch: &'a [(ContactKey, StoredState)]) -> Vec<Vec<Write<'a>>> {
         let cluster = self.cql.session().get_cluster_state();
-        let mut groups: Vec<(Option<(u128, u32)>, Vec<Write<'a>>)> = Vec::new();
+        let mut groups: Vec<(Option<Replica>, Vec<Write<'a>>)> = Vec::new();
         for (key, state) in batch {
             let values = write(key, state);
             let owner = self
