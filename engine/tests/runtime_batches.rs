@@ -1,20 +1,25 @@
 //! Batch-split equivalence: processing any sequence of inputs in arbitrary batches
 //! (through the partition's state cache, of any capacity, with store commits that
-//! fail and are retried) publishes the same actions — ids and content — and leaves
-//! the same contact states and pending timers as processing them one by one.
+//! fail and are retried; and, as `sluice engine` does, with each batch evaluated
+//! and published while the previous one's commit has not run yet) publishes the
+//! same actions — ids and content — and leaves the same contact states and pending
+//! timers as processing them one by one.
 
 mod common;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_trait::async_trait;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sluice_engine::runtime::{BatchInput, Partition, Processed, Processor, TimerConfig};
+use sluice_engine::runtime::{BatchInput, Partition, Processed, Processor, Staged, TimerConfig};
 use sluice_engine::{eval::Input, eval::TimerFired, eval::TimerKey};
 use sluice_infra::{
     bus::{EventBus, MemoryBus, TopicSpec, topics},
@@ -252,6 +257,18 @@ async fn one_by_one(s: &mut Setup, plan: &[(u8, u8, i64)]) -> (Vec<Step>, Vec<Pr
     (steps, results)
 }
 
+/// Commits the oldest staged batch (again while the store fails, as the worker's
+/// background commit does), then hands its states to the cache.
+async fn commit_oldest(partition: &mut Partition, in_flight: &mut VecDeque<Arc<Staged>>) {
+    let Some(staged) = in_flight.pop_front() else {
+        return;
+    };
+    while let Err(error) = partition.commit(&staged).await {
+        assert!(error.to_string().contains("unreachable"), "{error}");
+    }
+    partition.committed(staged);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -262,6 +279,8 @@ proptest! {
         failures in proptest::collection::vec(proptest::bool::weighted(0.25), 1..8),
         cache in prop_oneof![Just(0usize), Just(2), Just(8_192)],
         actions_first in proptest::bool::ANY,
+        pipelined in proptest::bool::ANY,
+        depth in 1usize..5,
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -276,10 +295,31 @@ proptest! {
             let mut results = Vec::new();
             let mut rest: &[Step] = &steps;
             let mut chunk = 0;
+            let mut in_flight: VecDeque<Arc<Staged>> = VecDeque::new();
             while !rest.is_empty() {
                 let size = sizes[chunk % sizes.len()].min(rest.len());
                 let (batch, tail) = rest.split_at(size);
                 let inputs: Vec<BatchInput<'_>> = batch.iter().map(Step::input).collect();
+                if actions_first && pipelined {
+                    // Staged on up to `depth` earlier batches whose commits have not
+                    // run yet; commits in order, some failing once first.
+                    let (processed, mut staged) = batched.partition.stage(&inputs).await.unwrap();
+                    batched.partition.publish(&mut staged).await.unwrap();
+                    let staged = Arc::new(staged);
+                    batched.partition.push_in_flight(Arc::clone(&staged));
+                    in_flight.push_back(staged);
+                    if in_flight.len() > depth {
+                        if failures[chunk % failures.len()] {
+                            batched.store.fail.store(true, Ordering::SeqCst);
+                        }
+                        commit_oldest(&mut batched.partition, &mut in_flight).await;
+                        batched.store.fail.store(false, Ordering::SeqCst);
+                    }
+                    results.extend(processed);
+                    rest = tail;
+                    chunk += 1;
+                    continue;
+                }
                 let mut attempt = Vec::new();
                 if failures[chunk % failures.len()] {
                     // The commit fails (after the actions went out, in Kafka's order);
@@ -300,6 +340,9 @@ proptest! {
                 results.extend(attempt);
                 rest = tail;
                 chunk += 1;
+            }
+            while !in_flight.is_empty() {
+                commit_oldest(&mut batched.partition, &mut in_flight).await;
             }
             assert_eq!(results, expected, "same outputs per input");
             assert_eq!(outcome(&batched.store).await, outcome(&single.store).await);

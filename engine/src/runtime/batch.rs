@@ -10,14 +10,15 @@
 //! and a fired timer is checked against the store and the batch's own earlier
 //! changes, so a timer cancelled or moved earlier in the batch does not fire.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use futures::future::try_join_all;
 use sluice_infra::{
     bus::Record,
-    store::{ContactKey, StoredState, TimerEntry, TimerId},
+    store::{ContactKey, StoredState, TimerChanges, TimerEntry, TimerId},
 };
+use sluice_schemas::ActionType;
 
 use super::{Cached, Processed, Processor, StateCache, net::TimerNet};
 use crate::{
@@ -35,6 +36,55 @@ pub struct BatchInput<'a> {
     /// The evaluation's `now`.
     pub now: i64,
 }
+
+/// A batch evaluated whose effects are not durable yet: its actions to publish,
+/// its states and timer changes to commit, and its contacts' states after it (for
+/// the cache once committed, and for the next batch while the commit runs).
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Each changed contact's last state, as written.
+    pub(super) states: Vec<(ContactKey, StoredState)>,
+    /// The batch's timer changes, netted.
+    pub(super) changes: TimerChanges,
+    /// The changed contacts' states after the batch.
+    working: HashMap<ContactKey, Cached>,
+    /// The timers the batch changed: set with this due time, or retired (`None`).
+    timers: HashMap<TimerId, Option<i64>>,
+    /// The batch's actions, encoded, and their types.
+    pub(super) records: Vec<Record>,
+    pub(super) types: Vec<ActionType>,
+}
+
+impl Staged {
+    /// Whether `timer` is pending after this batch, when the batch changed it.
+    fn pending(&self, timer: &TimerEntry) -> Option<bool> {
+        self.timers
+            .get(&timer.id())
+            .map(|due| *due == Some(timer.due_at))
+    }
+
+    /// The changed contacts' states after the batch.
+    pub(super) fn states_after(&self) -> impl Iterator<Item = (&ContactKey, &Cached)> {
+        self.working.iter()
+    }
+
+    /// Hands the batch's states to `cache`, once they are durable.
+    pub(super) fn into_cache(self, cache: &mut StateCache) {
+        for (key, cached) in self.working {
+            cache.put(key, cached);
+        }
+    }
+}
+
+/// What evaluating a batch yields: each input's result, the changed contacts'
+/// states as written, the timer changes, and the actions (encoded) with their types.
+type Evaluated = (
+    Vec<Processed>,
+    Vec<(ContactKey, StoredState)>,
+    TimerNet,
+    Vec<Record>,
+    Vec<ActionType>,
+);
 
 /// A contact's state while its batch runs.
 struct Working {
@@ -83,6 +133,34 @@ impl Processor {
         cache: &mut StateCache,
         inputs: &[BatchInput<'_>],
     ) -> Result<Vec<Processed>> {
+        let (processed, mut staged) = self.stage(cache, &[], inputs).await?;
+        let (records, types) = (
+            std::mem::take(&mut staged.records),
+            std::mem::take(&mut staged.types),
+        );
+        if self.actions_first {
+            self.publish(records, &types).await?;
+            self.commit(&staged.states, &staged.changes).await?;
+        } else {
+            self.commit(&staged.states, &staged.changes).await?;
+            self.publish(records, &types).await?;
+        }
+        staged.into_cache(cache);
+        Ok(processed)
+    }
+
+    /// Evaluates `inputs` in order, without publishing or committing anything:
+    /// loads the states of the batch's contacts (from `before` — staged batches
+    /// whose commits have not finished, oldest first; the newest that has the
+    /// contact wins — then `cache`, then the store) and checks its fired timers
+    /// (against `before`, newest first, then the store). The contacts the batch
+    /// changes leave `cache` for the returned [`Staged`]; the others stay.
+    pub async fn stage(
+        &self,
+        cache: &mut StateCache,
+        before: &[Arc<Staged>],
+        inputs: &[BatchInput<'_>],
+    ) -> Result<(Vec<Processed>, Staged)> {
         let mut index: HashMap<&ContactKey, usize> = HashMap::new();
         let mut working: Vec<Option<Working>> = Vec::new();
         let mut missing: Vec<ContactKey> = Vec::new();
@@ -91,7 +169,14 @@ impl Processor {
                 continue;
             }
             index.insert(input.contact, working.len());
-            let cached = cache.take(input.contact);
+            let staged = before
+                .iter()
+                .rev()
+                .find_map(|b| b.working.get(input.contact));
+            let cached = match staged {
+                Some(staged) => Some(staged.clone()),
+                None => cache.take(input.contact),
+            };
             if cached.is_none() {
                 missing.push(input.contact.clone());
             }
@@ -101,23 +186,42 @@ impl Processor {
                 applied: false,
             }));
         }
-        let result = self.run(inputs, &index, &mut working, &missing).await;
-        // Unchanged states are still the durable ones; on success, so are the others.
+        let result = self
+            .evaluate_batch(inputs, before, &index, &mut working, &missing)
+            .await;
+        let mut staged = Staged::default();
         for state in working.into_iter().flatten() {
-            if result.is_ok() || !state.applied {
-                cache.put(state.key, state.cached);
+            if !state.applied {
+                // Unchanged: still the durable state (or the staged one before).
+                if !before.iter().any(|b| b.working.contains_key(&state.key)) {
+                    cache.put(state.key, state.cached);
+                }
+            } else if result.is_ok() {
+                staged.working.insert(state.key, state.cached);
             }
         }
-        result
+        let (processed, states, net, records, types) = result?;
+        staged.states = states;
+        staged.changes = net.into_changes();
+        for timer in &staged.changes.set {
+            staged.timers.insert(timer.id(), Some(timer.due_at));
+        }
+        for id in &staged.changes.cancel {
+            staged.timers.insert(id.clone(), None);
+        }
+        staged.records = records;
+        staged.types = types;
+        Ok((processed, staged))
     }
 
-    async fn run(
+    async fn evaluate_batch(
         &self,
         inputs: &[BatchInput<'_>],
+        before: &[Arc<Staged>],
         index: &HashMap<&ContactKey, usize>,
         working: &mut [Option<Working>],
         missing: &[ContactKey],
-    ) -> Result<Vec<Processed>> {
+    ) -> Result<Evaluated> {
         let fired: Vec<TimerEntry> = inputs
             .iter()
             .filter_map(|i| match &i.input {
@@ -171,7 +275,11 @@ impl Processor {
             if let Input::Timer(fired) = &input.input {
                 let timer = timer_entry(contact, fired);
                 let in_store = present.next().unwrap_or(false);
-                if !net.pending(&timer).unwrap_or(in_store) {
+                let pending = net
+                    .pending(&timer)
+                    .or_else(|| before.iter().rev().find_map(|b| b.pending(&timer)))
+                    .unwrap_or(in_store);
+                if !pending {
                     // Cancelled, moved or fired already: it does not fire (again).
                     processed.push(Processed::default());
                     continue;
@@ -233,14 +341,6 @@ impl Processor {
                 )
             })
             .collect();
-        let changes = net.into_changes();
-        if self.actions_first {
-            self.publish(records, &types).await?;
-            self.commit(&states, &changes).await?;
-        } else {
-            self.commit(&states, &changes).await?;
-            self.publish(records, &types).await?;
-        }
-        Ok(processed)
+        Ok((processed, states, net, records, types))
     }
 }

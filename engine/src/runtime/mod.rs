@@ -28,11 +28,12 @@ mod metrics;
 mod net;
 mod ownership;
 mod partition;
+mod pipeline;
 mod service;
 mod wheel;
 mod worker;
 
-pub use batch::BatchInput;
+pub use batch::{BatchInput, Staged};
 pub use cache::{Cached, StateCache};
 pub use clock::{Clock, VirtualClock, WallClock};
 pub use contact::{Processed, Processor};

@@ -8,7 +8,7 @@
 //! fired never fires (again). The partition also keeps its contacts' recently
 //! used states ([`StateCache`]), valid while it owns the partition.
 
-use std::time::Duration;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use sluice_infra::{
     bus::partition_for,
@@ -17,7 +17,7 @@ use sluice_infra::{
 use sluice_schemas::Event;
 
 use super::{
-    BatchInput, StateCache,
+    BatchInput, Staged, StateCache,
     contact::{Processed, Processor},
     wheel::TimerWheel,
 };
@@ -70,6 +70,10 @@ pub struct Partition {
     /// The last timer read from the store: everything up to it is in the wheel.
     cursor: Option<TimerEntry>,
     cache: StateCache,
+    /// The batches whose commits have not finished, oldest first
+    /// ([`stage`](Self::stage), [`push_in_flight`](Self::push_in_flight),
+    /// [`committed`](Self::committed)): later batches read their states from here.
+    in_flight: VecDeque<Arc<Staged>>,
 }
 
 /// The input of a timer that came due.
@@ -95,6 +99,7 @@ impl Partition {
             loaded_until: i64::MIN,
             cursor: None,
             cache: StateCache::new(config.cache),
+            in_flight: VecDeque::new(),
         }
     }
 
@@ -167,6 +172,21 @@ impl Partition {
                 self.cursor = Some(last);
             }
             if !full {
+                // Timers set by batches whose commits have not landed yet are not in
+                // the store's page; the wheel takes them from the batches.
+                let from = self.loaded_until;
+                let staged: Vec<TimerEntry> = self
+                    .in_flight
+                    .iter()
+                    .flat_map(|b| b.changes.set.iter())
+                    .filter(|t| t.due_at >= from && t.due_at < until)
+                    .cloned()
+                    .collect();
+                for timer in &staged {
+                    if self.owns(&timer.contact) {
+                        self.wheel.insert(timer);
+                    }
+                }
                 self.loaded_until = until;
             }
         }
@@ -212,14 +232,83 @@ impl Partition {
         Ok(self.process(&[input]).await?.pop())
     }
 
-    /// Forgets the timers and the states in memory, so that they are read from the
-    /// store again: after the partition was revoked and assigned back, another
-    /// replica may have changed them.
+    /// Evaluates a batch on top of the batches whose commits have not finished, if
+    /// any, without publishing or committing it (see [`Processor::stage`]); the
+    /// timers it sets join the wheel.
+    pub async fn stage(&mut self, inputs: &[BatchInput<'_>]) -> Result<(Vec<Processed>, Staged)> {
+        let before: &[Arc<Staged>] = self.in_flight.make_contiguous();
+        let (processed, staged) = self
+            .processor
+            .stage(&mut self.cache, before, inputs)
+            .await?;
+        for one in &processed {
+            self.remember(one);
+        }
+        Ok((processed, staged))
+    }
+
+    /// Publishes a staged batch's actions (and takes them out of it).
+    pub async fn publish(&self, staged: &mut Staged) -> Result<()> {
+        let records = std::mem::take(&mut staged.records);
+        let types = std::mem::take(&mut staged.types);
+        self.processor.publish(records, &types).await
+    }
+
+    /// Commits a staged batch's states and timer changes.
+    pub async fn commit(&self, staged: &Staged) -> Result<()> {
+        self.processor.commit(&staged.states, &staged.changes).await
+    }
+
+    /// Records a staged batch whose commit is starting: until it is
+    /// [`committed`](Self::committed) (or the partition [`reset`](Self::reset)),
+    /// later batches are staged on top of it.
+    pub fn push_in_flight(&mut self, staged: Arc<Staged>) {
+        self.in_flight.push_back(staged);
+    }
+
+    /// A batch in flight is committed: when it is the oldest one the partition holds
+    /// (and not one from before a [`reset`](Self::reset)), its states join the cache.
+    pub fn committed(&mut self, staged: Arc<Staged>) {
+        if !self
+            .in_flight
+            .front()
+            .is_some_and(|oldest| Arc::ptr_eq(oldest, &staged))
+        {
+            return;
+        }
+        self.in_flight.pop_front();
+        match Arc::try_unwrap(staged) {
+            Ok(staged) => staged.into_cache(&mut self.cache),
+            Err(shared) => {
+                for (key, cached) in shared.states_after() {
+                    self.cache.put(key.clone(), cached.clone());
+                }
+            }
+        }
+    }
+
+    /// The processor, to commit staged batches in the background.
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// Whether batches may be evaluated while earlier ones commit: only when
+    /// actions go out before commits (a replaying bus), since a batch's actions are
+    /// published before the commits of the batches it was evaluated on.
+    pub fn pipelines(&self) -> bool {
+        self.processor.actions_first
+    }
+
+    /// Forgets the timers and the states in memory (the cache, and the batches whose
+    /// commits have not finished), so that they are read from the store again: after
+    /// the partition was revoked and assigned back, another replica may have changed
+    /// them; after a background commit failed, part of it may be missing.
     pub fn reset(&mut self) {
         self.wheel = TimerWheel::default();
         self.loaded_until = i64::MIN;
         self.cursor = None;
         self.cache.clear();
+        self.in_flight.clear();
     }
 
     /// Contact states held in the cache.

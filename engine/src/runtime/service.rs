@@ -109,7 +109,10 @@ impl Runtime {
         let metrics = partitions.first().and_then(|p| p.metrics().cloned());
         let mut senders = Vec::with_capacity(partitions.len());
         for partition in partitions {
-            let (tx, rx) = mpsc::channel(1024);
+            // Room for a few batches: the worker takes its next batch from here while
+            // the consumer polls, and a full inbox pauses the partition (which drops
+            // what librdkafka prefetched for it).
+            let (tx, rx) = mpsc::channel((4 * partition.config().batch).max(1024));
             senders.push(tx);
             let index = partition.index();
             let worker = Worker {
@@ -127,6 +130,8 @@ impl Runtime {
                 owned: false,
                 epoch: 0,
                 carried: None,
+                in_flight: std::collections::VecDeque::new(),
+                chain: None,
             };
             tasks.spawn(
                 worker
@@ -190,6 +195,18 @@ struct Consumer {
 }
 
 impl Consumer {
+    /// Stores the offsets the workers acknowledged so far: per partition, only the
+    /// last one (a worker acknowledges its partition's records in order).
+    fn commit_acked(&mut self) {
+        let mut last: HashMap<i32, Position> = HashMap::new();
+        while let Ok(position) = self.acked.try_recv() {
+            last.insert(position.partition, position);
+        }
+        for position in last.into_values() {
+            self.commit(position);
+        }
+    }
+
     fn commit(&mut self, position: Position) {
         self.next.insert(position.partition, position.offset + 1);
         if let Err(error) = self.subscription.commit(&self.topic, position) {
@@ -306,11 +323,16 @@ impl Consumer {
     async fn run(mut self) {
         let mut lag_at = Instant::now();
         while !*self.stopped.borrow() {
-            while let Ok(position) = self.acked.try_recv() {
-                self.commit(position);
-            }
+            self.commit_acked();
             self.release();
-            let batch = match self.subscription.poll(512, Duration::from_millis(50)).await {
+            // While records wait for room in an inbox, poll briefly so they are
+            // handed over as soon as the worker takes its next batch.
+            let wait = if self.held.is_empty() { 50 } else { 2 };
+            let batch = match self
+                .subscription
+                .poll(2_048, Duration::from_millis(wait))
+                .await
+            {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%error, topic = %self.topic, "cannot poll; retrying");

@@ -167,6 +167,38 @@ async fn timers_fire_in_order_once_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_window_loaded_while_a_batch_commits_holds_that_batchs_timers() {
+    let evaluator = Arc::new(StandIn {
+        delay: 5_000,
+        ..StandIn::default()
+    });
+    let store = Arc::new(MemoryStore::default());
+    let mut p = partition(Arc::clone(&evaluator), Arc::clone(&store)).await;
+    assert!(p.load(1_000, 10).await.unwrap());
+    // A batch staged and published whose commit has not landed: its timer (due at
+    // 5,100) is beyond the loaded window, so the wheel does not take it yet.
+    let e1 = event(1, "c", 100);
+    let contact = ContactKey::new("acme", "c");
+    let input = BatchInput {
+        contact: &contact,
+        input: Input::Event(&e1),
+        now: 100,
+    };
+    let (_, staged) = p.stage(&[input]).await.unwrap();
+    let staged = Arc::new(staged);
+    p.push_in_flight(Arc::clone(&staged));
+    assert_eq!(p.next_due(), None);
+    // The next window is read from the store before the commit lands.
+    assert!(p.load(10_000, 10).await.unwrap());
+    assert_eq!(p.next_due(), Some(5_100), "taken from the batch in flight");
+    p.commit(&staged).await.unwrap();
+    p.committed(staged);
+    let fired = p.fire_next(10_000).await.unwrap().expect("fires");
+    assert_eq!(texts(&fired), ["timer 1"]);
+    assert!(p.fire_next(i64::MAX).await.unwrap().is_none(), "once");
+}
+
+#[tokio::test]
 async fn wall_clock_runtime_processes_events_and_fires_timers() {
     const PARTITIONS: i32 = 4;
     let evaluator = Arc::new(StandIn {

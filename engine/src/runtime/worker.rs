@@ -6,6 +6,7 @@
 //! retried one input at a time, so that only that input is dead-lettered.
 
 use std::{
+    collections::VecDeque,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -15,12 +16,13 @@ use sluice_infra::{
     store::{ContactKey, TimerEntry},
 };
 use sluice_schemas::Event;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     BatchInput, Clock, Partition, Processed, RuntimeOptions, Stats,
     ownership::{Assignment, Polled},
     partition::fired,
+    pipeline::{self, Committed, DEPTH, InFlight, Published},
 };
 use crate::{Error, eval::Input};
 
@@ -46,6 +48,24 @@ pub(super) struct Worker {
     pub(super) epoch: u64,
     /// A record received while idle, for the next batch.
     pub(super) carried: Option<Polled>,
+    /// The batches whose commits run in the background while the next ones are
+    /// evaluated and published (when actions go out before commits), oldest first.
+    pub(super) in_flight: VecDeque<InFlight>,
+    /// Resolves once the newest batch in flight is committed: the next commit
+    /// starts after it.
+    pub(super) chain: Option<oneshot::Receiver<()>>,
+}
+
+/// How settling the oldest batch in flight ended.
+enum Settled {
+    /// Durable (or there was none): its inputs are acknowledged.
+    Done,
+    /// The runtime stopped first: its inputs are not acknowledged.
+    Stopped,
+    /// Its commit failed for a reason a retry cannot fix: its inputs and those of
+    /// every later batch in flight (evaluated on its states) are to be processed
+    /// again, one batch at a time, from the store.
+    Failed(Vec<(Vec<Delivered>, Vec<TimerEntry>)>),
 }
 
 /// One event of a batch.
@@ -65,6 +85,14 @@ impl Worker {
         let mut budget = Budget::new(config.rate, config.burst, self.clock.now());
         loop {
             if *self.stopped.borrow() {
+                // Finish the batch in hand: its commit, then its acknowledgements.
+                self.settle_all().await;
+                return;
+            }
+            if !self.in_flight.is_empty()
+                && self.assignment.has_changed().unwrap_or(false)
+                && !self.settle_all().await
+            {
                 return;
             }
             self.follow_assignment();
@@ -105,6 +133,13 @@ impl Worker {
             let records: Vec<Delivered> = polled.into_iter().map(|p| p.record).collect();
             if !records.is_empty() || !timers.is_empty() {
                 if !self.batch(records, timers).await {
+                    return;
+                }
+                continue;
+            }
+            if !self.in_flight.is_empty() {
+                // Nothing new: the running commits are what there is to finish.
+                if !self.settle_oldest_or_redo().await {
                     return;
                 }
                 continue;
@@ -196,24 +231,193 @@ impl Worker {
     /// Processes a batch of records and due timers; returns `false` when the runtime
     /// stopped before the batch's effects were durable (its records are then not
     /// acknowledged, and the group delivers them again).
+    ///
+    /// When actions go out before commits, the batch is evaluated and its actions
+    /// published while earlier batches' commits still run (at most [`DEPTH`]
+    /// batches in flight), and its own commit starts in the background after theirs
+    /// (see [`pipeline`]). A contact's next batch reads the states those commits
+    /// write, not the store's. Anything unusual — an error, a change of hands —
+    /// first waits for the running commits, then takes the one-batch-at-a-time path.
     async fn batch(&mut self, records: Vec<Delivered>, timers: Vec<TimerEntry>) -> bool {
         self.stats.busy.fetch_add(1, Ordering::SeqCst);
-        let done = self.process(&records, &timers).await;
+        let done = self.batch_inner(records, timers).await;
         self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-        if done {
-            for record in &records {
-                let _ = self.acks.send(record.position);
+        done
+    }
+
+    async fn batch_inner(&mut self, records: Vec<Delivered>, timers: Vec<TimerEntry>) -> bool {
+        let Some(events) = self.decode(&records).await else {
+            return false;
+        };
+        if self.partition.pipelines() {
+            let started = Instant::now();
+            let now = self.clock.now();
+            let staged = match self.partition.stage(&inputs(&events, &timers, now)).await {
+                Ok((processed, mut staged)) => match self.partition.publish(&mut staged).await {
+                    Ok(()) => Some((processed, staged)),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot publish a batch's actions; retrying it");
+                        None
+                    }
+                },
+                Err(error) => {
+                    tracing::debug!(%error, "batch failed; retrying it after the running commits");
+                    None
+                }
+            };
+            drop(events);
+            if let Some((processed, staged)) = staged {
+                return self
+                    .commit_in_background(Published {
+                        staged: Arc::new(staged),
+                        records,
+                        timers,
+                        processed,
+                        started,
+                        now,
+                    })
+                    .await;
             }
-            self.stats
-                .events
-                .fetch_add(records.len() as u64, Ordering::SeqCst);
+            if !self.settle_all().await {
+                return false;
+            }
+            return self.process_records(&records, &timers).await;
+        }
+        let done = self.process(&events, &timers).await;
+        drop(events);
+        if done {
+            self.acknowledge(&records);
         }
         done
     }
 
-    async fn process(&mut self, records: &[Delivered], timers: &[TimerEntry]) -> bool {
-        // An undecodable record has no other effect: it goes to the dead-letter
-        // topic now, and is acknowledged with the batch.
+    /// Starts a staged, published batch's commit after the commits in flight,
+    /// settling the finished ones first and waiting for the oldest while [`DEPTH`]
+    /// batches are in flight.
+    async fn commit_in_background(&mut self, batch: Published) -> bool {
+        loop {
+            let room = self.in_flight.len() < DEPTH;
+            let finished = self
+                .in_flight
+                .front()
+                .is_some_and(|f| f.commit.is_finished());
+            if room && !finished {
+                break;
+            }
+            match self.settle_oldest().await {
+                Settled::Done => {}
+                Settled::Stopped => return false,
+                Settled::Failed(mut redo) => {
+                    // This batch was evaluated on the failed ones' states too.
+                    redo.push((batch.records, batch.timers));
+                    return self.redo(redo).await;
+                }
+            }
+        }
+        self.partition.push_in_flight(Arc::clone(&batch.staged));
+        let (commit, chain) = pipeline::spawn_commit(
+            self.partition.processor().clone(),
+            Arc::clone(&batch.staged),
+            self.chain.take(),
+            self.stopped.clone(),
+        );
+        self.chain = Some(chain);
+        self.in_flight.push_back(InFlight { commit, batch });
+        true
+    }
+
+    /// Waits for the oldest batch in flight: once its commit succeeded, its states
+    /// join the cache and its inputs are acknowledged.
+    async fn settle_oldest(&mut self) -> Settled {
+        let Some(InFlight { commit, batch }) = self.in_flight.pop_front() else {
+            return Settled::Done;
+        };
+        let outcome = commit
+            .await
+            .unwrap_or_else(|join| Committed::Failed(Error::State(format!("commit task: {join}"))));
+        match outcome {
+            Committed::Done => {
+                self.partition.committed(batch.staged);
+                self.acknowledge(&batch.records);
+                self.record(&batch.processed, &batch.timers, batch.started, batch.now);
+                Settled::Done
+            }
+            Committed::Stopped => {
+                self.in_flight.clear();
+                Settled::Stopped
+            }
+            Committed::Failed(_) | Committed::Aborted => {
+                if let Committed::Failed(error) = &outcome {
+                    tracing::warn!(%error, "commit failed; processing the batches in flight again");
+                }
+                let mut redo = vec![(batch.records, batch.timers)];
+                for later in self.in_flight.drain(..) {
+                    // Each waits for the failed commit, and so gives up.
+                    let _ = later.commit.await;
+                    redo.push((later.batch.records, later.batch.timers));
+                }
+                self.chain = None;
+                Settled::Failed(redo)
+            }
+        }
+    }
+
+    /// Settles the oldest batch in flight, processing the batches again when its
+    /// commit failed; `false` when the runtime stopped first.
+    async fn settle_oldest_or_redo(&mut self) -> bool {
+        match self.settle_oldest().await {
+            Settled::Done => true,
+            Settled::Stopped => false,
+            Settled::Failed(redo) => self.redo(redo).await,
+        }
+    }
+
+    /// Settles every batch in flight; `false` when the runtime stopped first.
+    async fn settle_all(&mut self) -> bool {
+        while !self.in_flight.is_empty() {
+            if !self.settle_oldest_or_redo().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Processes again, one batch at a time and from the store, batches whose
+    /// commits failed (their actions went out already: the same ones go out again).
+    async fn redo(&mut self, batches: Vec<(Vec<Delivered>, Vec<TimerEntry>)>) -> bool {
+        self.partition.reset();
+        for (records, timers) in &batches {
+            if !self.process_records(records, timers).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Decodes, dead-letters and processes `records` and `timers` one batch at a
+    /// time (no background commit), acknowledging them when done.
+    async fn process_records(&mut self, records: &[Delivered], timers: &[TimerEntry]) -> bool {
+        let events = decode_again(records);
+        let done = self.process(&events, timers).await;
+        if done {
+            self.acknowledge(records);
+        }
+        done
+    }
+
+    fn acknowledge(&self, records: &[Delivered]) {
+        for record in records {
+            let _ = self.acks.send(record.position);
+        }
+        self.stats
+            .events
+            .fetch_add(records.len() as u64, Ordering::SeqCst);
+    }
+
+    /// Decodes a batch's records; an undecodable one has no other effect: it goes
+    /// to the dead-letter topic now, and is acknowledged with the batch. `None` when
+    /// the runtime stopped first.
+    async fn decode<'a>(&mut self, records: &'a [Delivered]) -> Option<Vec<Decoded<'a>>> {
         let mut events = Vec::with_capacity(records.len());
         for record in records {
             match Event::decode(&record.payload) {
@@ -228,7 +432,7 @@ impl Worker {
                         .dead_letter(record, "undecodable", &error.to_string())
                         .await
                     {
-                        return false;
+                        return None;
                     }
                 }
             }
@@ -241,11 +445,18 @@ impl Worker {
                     .inc();
             }
         }
+        Some(events)
+    }
+
+    /// Processes a batch's events and timers and makes their effects durable before
+    /// returning (retried while the store or bus is unavailable; one input at a time
+    /// when one of them cannot be processed); `false` when the runtime stopped first.
+    async fn process(&mut self, events: &[Decoded<'_>], timers: &[TimerEntry]) -> bool {
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
             let now = self.clock.now();
-            let inputs = inputs(&events, timers, now);
+            let inputs = inputs(events, timers, now);
             match self.partition.process(&inputs).await {
                 Ok(processed) => {
                     self.record(&processed, timers, started, now);
@@ -266,9 +477,9 @@ impl Worker {
                         %error,
                         "batch failed; processing its inputs one by one"
                     );
-                    return self.one_by_one(&events, timers).await;
+                    return self.one_by_one(events, timers).await;
                 }
-                Err(error) => return self.unprocessable(&events, timers, &error).await,
+                Err(error) => return self.unprocessable(events, timers, &error).await,
             }
         }
     }
@@ -406,6 +617,22 @@ impl Worker {
     }
 }
 
+/// Decodes records already dead-lettered and counted once (a batch processed
+/// again): the undecodable ones are skipped.
+fn decode_again(records: &[Delivered]) -> Vec<Decoded<'_>> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let event = Event::decode(&record.payload).ok()?;
+            Some(Decoded {
+                record,
+                contact: ContactKey::new(event.tenant.as_str(), event.contact_id.as_str()),
+                event,
+            })
+        })
+        .collect()
+}
+
 /// A batch's inputs at `now`: its events, then its timers.
 fn inputs<'a>(
     events: &'a [Decoded<'_>],
@@ -429,7 +656,7 @@ fn inputs<'a>(
 
 /// Whether an error of the per-contact path is worth retrying (the store or the
 /// bus is unavailable) rather than dead-lettering the input.
-fn retryable(error: &Error) -> bool {
+pub(super) fn retryable(error: &Error) -> bool {
     match error {
         Error::Store(inner) | Error::Bus(inner) => inner.is_retryable(),
         _ => false,
@@ -548,6 +775,8 @@ mod tests {
             owned: false,
             epoch: 0,
             carried: None,
+            in_flight: VecDeque::new(),
+            chain: None,
         };
         let mut group = Assignment::default();
         group.update(vec![0]);
