@@ -44,6 +44,7 @@ fn overdue_timeout_fires_before_a_late_reply() {
     let reply = msg("m1", "12", T0 + 35 * MIN);
     let out = evaluate(&h.flows, &mut h.state, Input::Event(&reply), T0 + 35 * MIN);
     assert_eq!(out.disposition, Disposition::Applied);
+    assert_eq!(out.timers_fired, 1, "the overdue timeout fired inline");
     assert!(out.timers_cancelled.contains(&key), "{out:?}");
     assert!(out.timers_set.iter().all(|t| t.key != key));
     let texts: Vec<_> = out
@@ -65,6 +66,22 @@ fn overdue_timeout_fires_before_a_late_reply() {
     );
     assert_eq!(late.disposition, Disposition::StaleTimer);
     assert!(late.actions.is_empty());
+    assert_eq!(late.timers_fired, 0, "a stale timer fires nothing");
+}
+
+#[test]
+fn a_timer_that_applies_counts_as_fired() {
+    let mut h = Harness::new(vec![ask_flow()]);
+    h.send(go("e1", T0));
+    let (&key, &due) = h.timers.iter().next().expect("the ask's timeout is set");
+    let out = evaluate(
+        &h.flows,
+        &mut h.state,
+        Input::Timer(TimerFired { key, due_at: due }),
+        due,
+    );
+    assert_eq!(out.disposition, Disposition::Applied);
+    assert_eq!(out.timers_fired, 1);
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn next_overdue(state: &ContactState, now: i64) -> Option<TimerFired> {
 /// Appends a later part of this evaluation's output: a timer set earlier and cancelled
 /// later is dropped from both lists.
 fn merge(out: &mut Output, part: Output) {
+    out.timers_fired += part.timers_fired;
     out.actions.extend(part.actions);
     out.emitted.extend(part.emitted);
     for key in part.timers_cancelled {
@@ -88,6 +89,7 @@ fn fire_overdue(flows: &FlowSet, state: &mut ContactState, now: i64) -> Output {
             &mut out,
             Output {
                 timers_cancelled: vec![fired.key],
+                timers_fired: 1,
                 ..Output::default()
             },
         );

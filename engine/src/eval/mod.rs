@@ -145,12 +145,21 @@ pub struct Output {
     pub timers_set: Vec<Timer>,
     /// Timers no longer needed.
     pub timers_cancelled: Vec<TimerKey>,
+    /// Deadlines this evaluation fired: the timer input itself when it applied, and
+    /// the overdue ones an event fires before it is processed.
+    pub timers_fired: u32,
 }
 
 /// Processes one input for one contact. See the module docs for the contract.
 pub fn evaluate(flows: &FlowSet, state: &mut ContactState, input: Input<'_>, now: i64) -> Output {
     match input {
         Input::Event(event) => on_event(flows, state, event, now),
-        Input::Timer(fired) => on_timer(flows, state, fired, now),
+        Input::Timer(fired) => {
+            let mut out = on_timer(flows, state, fired, now);
+            if out.disposition == Disposition::Applied {
+                out.timers_fired += 1;
+            }
+            out
+        }
     }
 }

@@ -31,7 +31,8 @@ pub struct EngineMetrics {
     pub dead_letters: IntCounterVec,
     /// `sluice_engine_timers_pending{partition}`: timers held in a partition's wheel.
     pub timers_pending: IntGaugeVec,
-    /// `sluice_engine_timers_fired_total`: timers fired through the contact path.
+    /// `sluice_engine_timers_fired_total`: deadlines fired — timers that came due and
+    /// applied, and overdue ones an event fired first (a stale timer is not counted).
     pub timers_fired: IntCounter,
     /// `sluice_engine_timer_lateness_seconds`: how late a timer fired after its due time.
     pub timer_lateness: Histogram,
@@ -87,8 +88,11 @@ impl EngineMetrics {
                 &["partition"],
             )
             .map_err(metric_error)?,
-            timers_fired: IntCounter::new("sluice_engine_timers_fired_total", "Timers fired")
-                .map_err(metric_error)?,
+            timers_fired: IntCounter::new(
+                "sluice_engine_timers_fired_total",
+                "Deadlines fired: due timers that applied, and overdue ones an event fired first",
+            )
+            .map_err(metric_error)?,
             timer_lateness: Histogram::with_opts(seconds(
                 "sluice_engine_timer_lateness_seconds",
                 "How long after its due time a timer fired",

@@ -569,8 +569,12 @@ impl Worker {
             for _ in processed {
                 metrics.processing.observe(elapsed);
             }
+            let fired: u64 = processed
+                .iter()
+                .map(|p| u64::from(p.output.timers_fired))
+                .sum();
+            metrics.timers_fired.inc_by(fired);
             for timer in timers {
-                metrics.timers_fired.inc();
                 let late = now.saturating_sub(timer.due_at).max(0) as f64 / 1000.0;
                 metrics.timer_lateness.observe(late);
             }
