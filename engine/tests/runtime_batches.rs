@@ -257,16 +257,20 @@ async fn one_by_one(s: &mut Setup, plan: &[(u8, u8, i64)]) -> (Vec<Step>, Vec<Pr
     (steps, results)
 }
 
-/// Commits the oldest staged batch (again while the store fails, as the worker's
-/// background commit does), then hands its states to the cache.
-async fn commit_oldest(partition: &mut Partition, in_flight: &mut VecDeque<Arc<Staged>>) {
-    let Some(staged) = in_flight.pop_front() else {
-        return;
-    };
-    while let Err(error) = partition.commit(&staged).await {
+/// Commits the `count` oldest staged batches together (again while the store fails,
+/// as the worker's background commits do), then hands their states to the cache.
+async fn commit_oldest(
+    partition: &mut Partition,
+    in_flight: &mut VecDeque<Arc<Staged>>,
+    count: usize,
+) {
+    let group: Vec<Arc<Staged>> = in_flight.drain(..count.min(in_flight.len())).collect();
+    while let Err(error) = partition.commit(&group).await {
         assert!(error.to_string().contains("unreachable"), "{error}");
     }
-    partition.committed(staged);
+    for staged in group {
+        partition.committed(staged);
+    }
 }
 
 proptest! {
@@ -281,6 +285,7 @@ proptest! {
         actions_first in proptest::bool::ANY,
         pipelined in proptest::bool::ANY,
         depth in 1usize..5,
+        groups in proptest::collection::vec(1usize..4, 1..8),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -302,7 +307,8 @@ proptest! {
                 let inputs: Vec<BatchInput<'_>> = batch.iter().map(Step::input).collect();
                 if actions_first && pipelined {
                     // Staged on up to `depth` earlier batches whose commits have not
-                    // run yet; commits in order, some failing once first.
+                    // run yet; commits in order, several batches at once (a group
+                    // commit), some failing once first.
                     let (processed, mut staged) = batched.partition.stage(&inputs).await.unwrap();
                     batched.partition.publish(&mut staged).await.unwrap();
                     let staged = Arc::new(staged);
@@ -312,7 +318,8 @@ proptest! {
                         if failures[chunk % failures.len()] {
                             batched.store.fail.store(true, Ordering::SeqCst);
                         }
-                        commit_oldest(&mut batched.partition, &mut in_flight).await;
+                        let count = groups[chunk % groups.len()];
+                        commit_oldest(&mut batched.partition, &mut in_flight, count).await;
                         batched.store.fail.store(false, Ordering::SeqCst);
                     }
                     results.extend(processed);
@@ -342,7 +349,8 @@ proptest! {
                 chunk += 1;
             }
             while !in_flight.is_empty() {
-                commit_oldest(&mut batched.partition, &mut in_flight).await;
+                let count = groups[in_flight.len() % groups.len()];
+                commit_oldest(&mut batched.partition, &mut in_flight, count).await;
             }
             assert_eq!(results, expected, "same outputs per input");
             assert_eq!(outcome(&batched.store).await, outcome(&single.store).await);

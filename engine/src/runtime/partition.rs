@@ -254,9 +254,12 @@ impl Partition {
         self.processor.publish(records, &types).await
     }
 
-    /// Commits a staged batch's states and timer changes.
-    pub async fn commit(&self, staged: &Staged) -> Result<()> {
-        self.processor.commit(&staged.states, &staged.changes).await
+    /// Commits staged batches' states and timer changes together, as the
+    /// background commits do with the batches that queued up: each contact's last
+    /// state, the timer changes netted across the batches in order.
+    pub async fn commit(&self, group: &[Arc<Staged>]) -> Result<()> {
+        let (states, changes) = super::pipeline::merge(group);
+        self.processor.commit(&states, &changes).await
     }
 
     /// Records a staged batch whose commit is starting: until it is

@@ -1,29 +1,32 @@
-//! Batches in flight: published, their commits running in the background, one
-//! after the other, while the worker evaluates and publishes the next batches.
+//! Batches in flight: published, their commits running in the background while the
+//! worker evaluates and publishes the next batches.
 //!
 //! A worker stages a batch on top of the batches in flight
 //! ([`Partition::stage`](super::Partition::stage)), publishes its actions, and hands
-//! its commit to [`spawn_commit`], chained after the previous batch's commit: the
-//! commits of one partition run in order, each retried with backoff while the
-//! store is unavailable. The worker settles the batches oldest first — a batch's
-//! inputs are acknowledged only once its commit and every earlier one succeeded —
-//! and holds at most [`DEPTH`] of them.
+//! the batch to its partition's [`Committer`]. The committer commits one partition's
+//! batches in order; the batches that queued up while a commit ran are committed
+//! together as one (a group commit: each contact's last state, the timer changes
+//! netted across them), so a store that falls behind gets fewer, larger commits
+//! rather than a growing queue. Each commit is retried with backoff while the store
+//! is unavailable. The worker settles the batches oldest first — a batch's inputs
+//! are acknowledged only once its commit succeeded, and every earlier one — and
+//! holds at most [`DEPTH`] of them.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use sluice_infra::{bus::Delivered, store::TimerEntry};
-use tokio::{
-    sync::{oneshot, watch},
-    task::JoinHandle,
+use sluice_infra::{
+    bus::Delivered,
+    store::{ContactKey, StoredState, TimerChanges, TimerEntry},
 };
+use tokio::sync::{mpsc, watch};
 
-use super::{Processed, Processor, Staged};
+use super::{Processed, Processor, Staged, net::TimerNet};
 use crate::Error;
 
 /// Most batches of one partition published and not yet committed.
-pub(super) const DEPTH: usize = 4;
+pub(super) const DEPTH: usize = 16;
 
-/// How a background commit ended.
+/// How a batch's background commit ended.
 #[derive(Debug)]
 pub(super) enum Committed {
     /// Durable.
@@ -32,14 +35,6 @@ pub(super) enum Committed {
     Stopped,
     /// Failed for a reason a retry cannot fix.
     Failed(Error),
-    /// Not attempted: an earlier batch's commit did not succeed.
-    Aborted,
-}
-
-/// A batch whose actions are published and whose commit runs in the background.
-pub(super) struct InFlight {
-    pub(super) commit: JoinHandle<Committed>,
-    pub(super) batch: Published,
 }
 
 /// A batch staged and published: what settling it needs.
@@ -52,40 +47,103 @@ pub(super) struct Published {
     pub(super) now: i64,
 }
 
-/// Commits `staged` in the background once `after` (the previous batch's commit)
-/// has succeeded, retrying while the store is unavailable; the returned receiver
-/// resolves once this commit has succeeded, and fails if it did not.
-pub(super) fn spawn_commit(
+/// One partition's background commits: batches in, one outcome per batch out, both
+/// in batch order. After a commit that did not succeed it stops; the worker starts
+/// a new one once it has dealt with the batches in flight.
+pub(super) struct Committer {
+    batches: mpsc::UnboundedSender<Arc<Staged>>,
+    outcomes: mpsc::UnboundedReceiver<Committed>,
+}
+
+impl Committer {
+    /// Starts committing with `processor`; a commit retrying while the store is
+    /// unavailable gives up when `stopped` turns true.
+    pub(super) fn start(processor: Processor, stopped: watch::Receiver<bool>) -> Self {
+        let (batches, queue) = mpsc::unbounded_channel();
+        let (report, outcomes) = mpsc::unbounded_channel();
+        tokio::spawn(commit_in_order(processor, queue, report, stopped));
+        Committer { batches, outcomes }
+    }
+
+    /// Queues a batch's commit after the ones queued before.
+    pub(super) fn push(&self, staged: Arc<Staged>) {
+        let _ = self.batches.send(staged);
+    }
+
+    /// The outcome of the oldest batch not yet reported; `None` when the committer
+    /// stopped before committing it (an earlier commit did not succeed).
+    pub(super) async fn next(&mut self) -> Option<Committed> {
+        self.outcomes.recv().await
+    }
+
+    /// The outcome of the oldest batch not yet reported, if it is known already.
+    pub(super) fn ready(&mut self) -> Option<Committed> {
+        self.outcomes.try_recv().ok()
+    }
+}
+
+async fn commit_in_order(
     processor: Processor,
-    staged: Arc<Staged>,
-    after: Option<oneshot::Receiver<()>>,
+    mut queue: mpsc::UnboundedReceiver<Arc<Staged>>,
+    report: mpsc::UnboundedSender<Committed>,
     mut stopped: watch::Receiver<bool>,
-) -> (JoinHandle<Committed>, oneshot::Receiver<()>) {
-    let (done, next) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        if let Some(after) = after
-            && after.await.is_err()
-        {
-            return Committed::Aborted;
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            group.push(next);
         }
+        let (states, changes) = merge(&group);
         let mut backoff = Duration::from_millis(100);
-        loop {
-            match processor.commit(&staged.states, &staged.changes).await {
-                Ok(()) => {
-                    let _ = done.send(());
-                    return Committed::Done;
-                }
+        let outcome = loop {
+            match processor.commit(&states, &changes).await {
+                Ok(()) => break Committed::Done,
                 Err(error) if super::worker::retryable(&error) => {
                     tracing::warn!(%error, ?backoff, "commit failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return Committed::Stopped,
+                        _ = stopped.wait_for(|stop| *stop) => break Committed::Stopped,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(error) => return Committed::Failed(error),
+                Err(error) => break Committed::Failed(error),
+            }
+        };
+        if !matches!(outcome, Committed::Done) {
+            // The later batches are not committed: the worker processes them again.
+            let _ = report.send(outcome);
+            return;
+        }
+        for _ in &group {
+            if report.send(Committed::Done).is_err() {
+                return;
             }
         }
-    });
-    (task, next)
+    }
+}
+
+/// Batches committed as one: each contact's last state, and the timer changes
+/// netted across the batches in order (as within one batch).
+pub(super) fn merge(group: &[Arc<Staged>]) -> (Vec<(ContactKey, StoredState)>, TimerChanges) {
+    if let [only] = group {
+        return (only.states.clone(), only.changes.clone());
+    }
+    let mut states: HashMap<&ContactKey, &StoredState> = HashMap::new();
+    let mut net = TimerNet::default();
+    for staged in group {
+        for (key, state) in &staged.states {
+            states.insert(key, state);
+        }
+        for id in &staged.changes.cancel {
+            net.cancel(id.clone());
+        }
+        for timer in &staged.changes.set {
+            net.set(timer.clone());
+        }
+    }
+    let states = states
+        .into_iter()
+        .map(|(key, state)| (key.clone(), state.clone()))
+        .collect();
+    (states, net.into_changes())
 }

@@ -17,7 +17,7 @@ use std::{
 use sluice_infra::bus::{Delivered, EventBus, Position, Subscription, topics};
 use tokio::{
     sync::{mpsc, watch},
-    task::JoinSet,
+    task::{JoinHandle, JoinSet},
 };
 use tracing::Instrument;
 
@@ -131,7 +131,7 @@ impl Runtime {
                 epoch: 0,
                 carried: None,
                 in_flight: std::collections::VecDeque::new(),
-                chain: None,
+                committer: None,
             };
             tasks.spawn(
                 worker
@@ -322,6 +322,7 @@ impl Consumer {
 
     async fn run(mut self) {
         let mut lag_at = Instant::now();
+        let mut lag: Option<JoinHandle<()>> = None;
         while !*self.stopped.borrow() {
             self.commit_acked();
             self.release();
@@ -341,9 +342,13 @@ impl Consumer {
                 }
             };
             self.follow_assignment();
-            if lag_at.elapsed() >= Duration::from_secs(10) {
+            if lag_at.elapsed() >= Duration::from_secs(10)
+                && lag.as_ref().is_none_or(JoinHandle::is_finished)
+            {
+                // Reading the end offsets takes broker round trips: not on the
+                // polling path, where it would hold every partition's records.
                 lag_at = Instant::now();
-                self.record_lag().await;
+                lag = Some(tokio::spawn(self.record_lag()));
             }
             for record in batch {
                 self.route(record);

@@ -191,7 +191,7 @@ async fn a_window_loaded_while_a_batch_commits_holds_that_batchs_timers() {
     // The next window is read from the store before the commit lands.
     assert!(p.load(10_000, 10).await.unwrap());
     assert_eq!(p.next_due(), Some(5_100), "taken from the batch in flight");
-    p.commit(&staged).await.unwrap();
+    p.commit(std::slice::from_ref(&staged)).await.unwrap();
     p.committed(staged);
     let fired = p.fire_next(10_000).await.unwrap().expect("fires");
     assert_eq!(texts(&fired), ["timer 1"]);

@@ -16,13 +16,13 @@ use sluice_infra::{
     store::{ContactKey, TimerEntry},
 };
 use sluice_schemas::Event;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{
     BatchInput, Clock, Partition, Processed, RuntimeOptions, Stats,
     ownership::{Assignment, Polled},
     partition::fired,
-    pipeline::{self, Committed, DEPTH, InFlight, Published},
+    pipeline::{Committed, Committer, DEPTH, Published},
 };
 use crate::{Error, eval::Input};
 
@@ -50,10 +50,9 @@ pub(super) struct Worker {
     pub(super) carried: Option<Polled>,
     /// The batches whose commits run in the background while the next ones are
     /// evaluated and published (when actions go out before commits), oldest first.
-    pub(super) in_flight: VecDeque<InFlight>,
-    /// Resolves once the newest batch in flight is committed: the next commit
-    /// starts after it.
-    pub(super) chain: Option<oneshot::Receiver<()>>,
+    pub(super) in_flight: VecDeque<Published>,
+    /// Commits the batches in flight, in order (started with the first one).
+    pub(super) committer: Option<Committer>,
 }
 
 /// How settling the oldest batch in flight ended.
@@ -291,20 +290,21 @@ impl Worker {
         done
     }
 
-    /// Starts a staged, published batch's commit after the commits in flight,
-    /// settling the finished ones first and waiting for the oldest while [`DEPTH`]
-    /// batches are in flight.
+    /// Queues a staged, published batch's commit after the commits in flight,
+    /// first settling the batches whose commits finished, and the oldest one while
+    /// [`DEPTH`] batches are in flight.
     async fn commit_in_background(&mut self, batch: Published) -> bool {
         loop {
-            let room = self.in_flight.len() < DEPTH;
-            let finished = self
-                .in_flight
-                .front()
-                .is_some_and(|f| f.commit.is_finished());
-            if room && !finished {
-                break;
-            }
-            match self.settle_oldest().await {
+            let ready = match self.committer.as_mut() {
+                Some(committer) if !self.in_flight.is_empty() => committer.ready(),
+                _ => None,
+            };
+            let settled = match ready {
+                Some(outcome) => self.settle_oldest_with(Some(outcome)),
+                None if self.in_flight.len() >= DEPTH => self.settle_oldest().await,
+                None => break,
+            };
+            match settled {
                 Settled::Done => {}
                 Settled::Stopped => return false,
                 Settled::Failed(mut redo) => {
@@ -315,48 +315,49 @@ impl Worker {
             }
         }
         self.partition.push_in_flight(Arc::clone(&batch.staged));
-        let (commit, chain) = pipeline::spawn_commit(
-            self.partition.processor().clone(),
-            Arc::clone(&batch.staged),
-            self.chain.take(),
-            self.stopped.clone(),
-        );
-        self.chain = Some(chain);
-        self.in_flight.push_back(InFlight { commit, batch });
+        let committer = self.committer.get_or_insert_with(|| {
+            Committer::start(self.partition.processor().clone(), self.stopped.clone())
+        });
+        committer.push(Arc::clone(&batch.staged));
+        self.in_flight.push_back(batch);
         true
     }
 
-    /// Waits for the oldest batch in flight: once its commit succeeded, its states
-    /// join the cache and its inputs are acknowledged.
+    /// Waits for the oldest batch in flight and settles it.
     async fn settle_oldest(&mut self) -> Settled {
-        let Some(InFlight { commit, batch }) = self.in_flight.pop_front() else {
+        let outcome = match self.committer.as_mut() {
+            Some(committer) if !self.in_flight.is_empty() => committer.next().await,
+            _ => None,
+        };
+        self.settle_oldest_with(outcome)
+    }
+
+    /// Settles the oldest batch in flight given its commit's outcome (`None`: not
+    /// committed, as an earlier commit did not succeed): once its commit succeeded,
+    /// its states join the cache and its inputs are acknowledged.
+    fn settle_oldest_with(&mut self, outcome: Option<Committed>) -> Settled {
+        let Some(batch) = self.in_flight.pop_front() else {
             return Settled::Done;
         };
-        let outcome = commit
-            .await
-            .unwrap_or_else(|join| Committed::Failed(Error::State(format!("commit task: {join}"))));
         match outcome {
-            Committed::Done => {
+            Some(Committed::Done) => {
                 self.partition.committed(batch.staged);
                 self.acknowledge(&batch.records);
                 self.record(&batch.processed, &batch.timers, batch.started, batch.now);
                 Settled::Done
             }
-            Committed::Stopped => {
+            Some(Committed::Stopped) => {
                 self.in_flight.clear();
+                self.committer = None;
                 Settled::Stopped
             }
-            Committed::Failed(_) | Committed::Aborted => {
-                if let Committed::Failed(error) = &outcome {
+            Some(Committed::Failed(_)) | None => {
+                if let Some(Committed::Failed(error)) = &outcome {
                     tracing::warn!(%error, "commit failed; processing the batches in flight again");
                 }
                 let mut redo = vec![(batch.records, batch.timers)];
-                for later in self.in_flight.drain(..) {
-                    // Each waits for the failed commit, and so gives up.
-                    let _ = later.commit.await;
-                    redo.push((later.batch.records, later.batch.timers));
-                }
-                self.chain = None;
+                redo.extend(self.in_flight.drain(..).map(|b| (b.records, b.timers)));
+                self.committer = None;
                 Settled::Failed(redo)
             }
         }
@@ -780,7 +781,7 @@ mod tests {
             epoch: 0,
             carried: None,
             in_flight: VecDeque::new(),
-            chain: None,
+            committer: None,
         };
         let mut group = Assignment::default();
         group.update(vec![0]);

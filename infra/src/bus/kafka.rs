@@ -57,8 +57,17 @@ impl KafkaConfig {
     }
 
     fn client_config(&self) -> ClientConfig {
+        self.client_config_with(&[])
+    }
+
+    /// A client's configuration: `defaults`, then the URL's properties, which
+    /// override them.
+    fn client_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.properties {
             config.set(key, value);
         }
@@ -130,13 +139,14 @@ impl KafkaBus {
     /// Creates the producer and admin clients (connections are made lazily).
     pub fn new(config: KafkaConfig) -> Result<Self> {
         let producer = config
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", "30000")
+            .client_config_with(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("compression.type", "lz4"),
+                ("partitioner", "murmur2_random"),
+                ("message.timeout.ms", "30000"),
+            ])
             .create()
             .map_err(kafka_error("creating producer"))?;
         let admin = config
@@ -443,5 +453,21 @@ impl Subscription for KafkaSubscription {
             operation: format!("closing consumer: {join}"),
             source: KafkaError::Canceled,
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_properties_override_the_clients_defaults() {
+        let config =
+            KafkaConfig::from_url("kafka://127.0.0.1:9092?linger.ms=1&client.id=x").unwrap();
+        let producer = config.client_config_with(&[("linger.ms", "5"), ("acks", "all")]);
+        assert_eq!(producer.get("linger.ms"), Some("1"));
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("client.id"), Some("x"));
+        assert_eq!(producer.get("bootstrap.servers"), Some("127.0.0.1:9092"));
     }
 }
