@@ -1,10 +1,17 @@
 //! One behaviour test for the event bus, run against every backend: the in-memory
 //! bus and a real Kafka broker.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sluice_infra::{
-    bus::{EventBus, KafkaBus, KafkaConfig, MemoryBus, Position, Record, TopicSpec, partition_for},
+    bus::{
+        EventBus, KafkaBus, KafkaConfig, MemoryBus, Position, Record, Revocations, TopicSpec,
+        partition_for,
+    },
     testing,
 };
 
@@ -226,6 +233,96 @@ async fn kafka_bus_behaviour() {
     let bus =
         KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{bootstrap}")).unwrap()).unwrap();
     bus_behaviour(Arc::new(bus)).await;
+}
+
+/// Reports offset 4 of every revoked partition as the last one processed, and
+/// remembers what it was asked.
+#[derive(Default)]
+struct ProcessedUpToFour {
+    revoked: Mutex<Vec<(String, Vec<i32>)>>,
+}
+
+impl Revocations for ProcessedUpToFour {
+    fn revoking(&self, topic: &str, partitions: &[i32]) -> Vec<Position> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push((topic.to_owned(), partitions.to_vec()));
+        partitions
+            .iter()
+            .map(|&partition| Position {
+                partition,
+                offset: 4,
+            })
+            .collect()
+    }
+}
+
+/// A member told of a revocation commits the positions it reports before the
+/// partitions move: the member that joins reads on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_commits_what_a_member_reports_before_its_partitions_move() {
+    let Some(bootstrap) = testing::kafka() else {
+        return;
+    };
+    let bus: Arc<dyn EventBus> = Arc::new(
+        KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{bootstrap}")).unwrap()).unwrap(),
+    );
+    let topic = testing::unique_name("revoked");
+    let group = testing::unique_name("group");
+    bus.ensure_topics(&[TopicSpec {
+        name: topic.clone(),
+        partitions: 2,
+        replication: 1,
+        compacted: false,
+    }])
+    .await
+    .unwrap();
+    let records = (0..200)
+        .map(|i| Record::new(format!("k{i}"), format!("v{i}")))
+        .collect();
+    bus.publish(&topic, records).await.unwrap();
+
+    let hook = Arc::new(ProcessedUpToFour::default());
+    let mut first = bus
+        .subscribe_with(&group, &[&topic], Arc::clone(&hook) as Arc<dyn Revocations>)
+        .await
+        .unwrap();
+    let mut read = 0;
+    while read < 200 {
+        read += first
+            .poll(500, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(first.assignment(&topic).unwrap(), [0, 1]);
+
+    // The second member joins; the first one's polls run the revocation.
+    let mut second = bus.subscribe(&group, &[&topic]).await.unwrap();
+    let mut from: HashMap<i32, i64> = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while from.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions not read again after the rebalance: {from:?}"
+        );
+        for member in [&mut first, &mut second] {
+            for record in member.poll(100, Duration::from_millis(100)).await.unwrap() {
+                from.entry(record.position.partition)
+                    .or_insert(record.position.offset);
+            }
+        }
+    }
+    assert_eq!(
+        from,
+        HashMap::from([(0, 5), (1, 5)]),
+        "read on after the reported offsets"
+    );
+    let revoked = hook.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.first(), Some(&(topic.clone(), vec![0, 1])));
+    first.close().await.unwrap();
+    second.close().await.unwrap();
 }
 
 #[tokio::test]

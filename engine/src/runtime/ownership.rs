@@ -8,10 +8,27 @@
 //! member or another), and forgets its timers and cached states whenever the
 //! generation of a partition it serves changes — another replica may have changed
 //! them meanwhile.
+//!
+//! Before the group takes partitions away, the [`Fence`] revokes them here first:
+//! their workers stop firing their timers and taking their records, settle the
+//! batches they have in flight, and the offsets they acknowledged are committed —
+//! so the next owner loads the timers and states this member left in the store,
+//! and neither fires a timer nor processes an event a second time.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
 
-use sluice_infra::bus::Delivered;
+use sluice_infra::bus::{Delivered, Position, Revocations};
+use tokio::sync::{mpsc, watch};
+
+/// How long a revocation waits for the workers to settle their batches in flight
+/// (longer only while the store is down): then the partitions go anyway, and their
+/// next owner may process those batches' inputs again — same action ids, which the
+/// action workers execute once.
+pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A record and the generation of its partition when it was polled.
 #[derive(Debug)]
@@ -49,6 +66,18 @@ impl Assignment {
         true
     }
 
+    /// Takes `partitions` away (the group is about to reassign them); returns
+    /// whether any of them was assigned.
+    pub(crate) fn revoke(&mut self, partitions: &[i32]) -> bool {
+        let remaining = self
+            .owned
+            .iter()
+            .copied()
+            .filter(|p| !partitions.contains(p))
+            .collect();
+        self.update(remaining)
+    }
+
     /// The assigned partitions, ascending.
     pub(crate) fn partitions(&self) -> &[i32] {
         &self.owned
@@ -67,6 +96,131 @@ impl Assignment {
             .filter(|(p, _)| serves(**p))
             .map(|(_, g)| g)
             .sum()
+    }
+}
+
+/// Per worker, the ownership epoch it has settled: it follows that epoch's
+/// assignment and has no batch from an earlier one in flight.
+#[derive(Debug)]
+pub(crate) struct Settlement {
+    epochs: Mutex<Vec<u64>>,
+    changed: Condvar,
+}
+
+impl Settlement {
+    pub(crate) fn new(workers: usize) -> Self {
+        Settlement {
+            epochs: Mutex::new(vec![0; workers]),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u64>> {
+        // A panicking worker leaves nothing half-written: the epochs are plain numbers.
+        self.epochs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Worker `worker` has settled `epoch`.
+    pub(crate) fn report(&self, worker: usize, epoch: u64) {
+        if let Some(settled) = self.lock().get_mut(worker)
+            && *settled != epoch
+        {
+            *settled = epoch;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Blocks until every `(worker, epoch)` is settled or `timeout` passes; returns
+    /// the workers that had not settled.
+    pub(crate) fn wait(&self, targets: &[(usize, u64)], timeout: Duration) -> Vec<usize> {
+        let deadline = Instant::now() + timeout;
+        let late = |epochs: &[u64]| -> Vec<usize> {
+            targets
+                .iter()
+                .filter(|&&(w, epoch)| epochs.get(w).is_some_and(|&e| e < epoch))
+                .map(|&(w, _)| w)
+                .collect()
+        };
+        let mut epochs = self.lock();
+        loop {
+            let waiting = late(&epochs);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if waiting.is_empty() || left.is_zero() {
+                return waiting;
+            }
+            epochs = self
+                .changed
+                .wait_timeout(epochs, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// The engine's side of a revocation (see the module documentation).
+pub(crate) struct Fence {
+    pub(crate) topic: String,
+    /// How many workers share the partitions (`partition % workers` routes).
+    pub(crate) workers: i32,
+    pub(crate) assign: Arc<watch::Sender<Assignment>>,
+    pub(crate) settlement: Arc<Settlement>,
+    /// The workers' acknowledgements, shared with the consumer.
+    pub(crate) acked: Arc<Mutex<mpsc::UnboundedReceiver<Position>>>,
+    pub(crate) stopped: watch::Receiver<bool>,
+    pub(crate) timeout: Duration,
+}
+
+impl Fence {
+    /// Revokes `partitions` and waits for their workers to settle.
+    fn settle(&self, partitions: &[i32]) {
+        self.assign.send_if_modified(|a| a.revoke(partitions));
+        let workers = self.workers.max(1);
+        let assignment = self.assign.borrow().clone();
+        let mut targets: Vec<(usize, u64)> = partitions
+            .iter()
+            .map(|p| p.rem_euclid(workers))
+            .map(|w| {
+                let epoch = assignment.epoch(|p| p.rem_euclid(workers) == w);
+                (usize::try_from(w).unwrap_or(usize::MAX), epoch)
+            })
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let started = Instant::now();
+        let late = self.settlement.wait(&targets, self.timeout);
+        if late.is_empty() {
+            tracing::info!(
+                ?partitions,
+                elapsed = ?started.elapsed(),
+                "revoked partitions settled"
+            );
+        } else {
+            tracing::warn!(
+                ?partitions,
+                workers = ?late,
+                timeout = ?self.timeout,
+                "revoking partitions whose batches in flight are not durable yet; \
+                 their next owner may process those inputs again"
+            );
+        }
+    }
+}
+
+impl Revocations for Fence {
+    fn revoking(&self, topic: &str, partitions: &[i32]) -> Vec<Position> {
+        if topic != self.topic {
+            return Vec::new();
+        }
+        // Once the runtime stops, the workers are gone (or going): nothing to wait for.
+        if !*self.stopped.borrow() {
+            self.settle(partitions);
+        }
+        let mut last: HashMap<i32, Position> = HashMap::new();
+        let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Ok(position) = acked.try_recv() {
+            last.insert(position.partition, position);
+        }
+        last.into_values().collect()
     }
 }
 
@@ -94,6 +248,49 @@ mod tests {
         assert!(a.update(vec![0, 1, 2]));
         assert_eq!(a.generation(1), 3);
         assert_eq!(a.partitions(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn revoking_takes_partitions_away_in_a_new_generation() {
+        let mut a = Assignment::default();
+        a.update(vec![0, 1, 2]);
+        assert!(a.revoke(&[1, 5]));
+        assert_eq!(a.partitions(), [0, 2]);
+        assert_eq!((a.generation(0), a.generation(1)), (1, 2));
+        assert!(!a.revoke(&[1]), "already gone");
+        // The group assigns what is left: no change, no new generation.
+        assert!(!a.update(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_revocation_waits_for_the_workers_to_settle_or_times_out() {
+        let settlement = Arc::new(Settlement::new(2));
+        settlement.report(1, 3);
+        assert!(
+            settlement.wait(&[(1, 3)], Duration::ZERO).is_empty(),
+            "settled already"
+        );
+        let reporter = Arc::clone(&settlement);
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            reporter.report(0, 2);
+        });
+        let started = Instant::now();
+        assert!(
+            settlement
+                .wait(&[(0, 2), (1, 3)], Duration::from_secs(30))
+                .is_empty()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "woken by the report"
+        );
+        worker.join().unwrap();
+        assert_eq!(
+            settlement.wait(&[(0, 5), (1, 3)], Duration::from_millis(20)),
+            [0],
+            "worker 0 never settled epoch 5"
+        );
     }
 
     #[test]

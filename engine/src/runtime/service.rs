@@ -8,7 +8,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, AtomicUsize},
     },
     time::{Duration, Instant},
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::{
     Clock, EngineMetrics, Partition,
-    ownership::{Assignment, Polled},
+    ownership::{Assignment, Fence, Polled, SETTLE_TIMEOUT, Settlement},
     worker::Worker,
 };
 use crate::{Error, Result};
@@ -103,9 +103,12 @@ impl Runtime {
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = watch::channel(false);
         let (assign, assignment) = watch::channel(Assignment::default());
+        let assign = Arc::new(assign);
         let mut tasks = JoinSet::new();
         let (acks, acked) = mpsc::unbounded_channel();
+        let acked = Arc::new(Mutex::new(acked));
         let workers = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
+        let settlement = Arc::new(Settlement::new(partitions.len()));
         let metrics = partitions.first().and_then(|p| p.metrics().cloned());
         let mut senders = Vec::with_capacity(partitions.len());
         for partition in partitions {
@@ -129,6 +132,7 @@ impl Runtime {
                 view: Assignment::default(),
                 owned: false,
                 epoch: 0,
+                settlement: Arc::clone(&settlement),
                 carried: None,
                 in_flight: std::collections::VecDeque::new(),
                 committer: None,
@@ -140,8 +144,17 @@ impl Runtime {
             );
         }
         drop(acks);
+        let fence = Fence {
+            topic: options.events_topic.clone(),
+            workers,
+            assign: Arc::clone(&assign),
+            settlement,
+            acked: Arc::clone(&acked),
+            stopped: stopped.clone(),
+            timeout: SETTLE_TIMEOUT,
+        };
         let subscription = bus
-            .subscribe(group, &[&options.events_topic])
+            .subscribe_with(group, &[&options.events_topic], Arc::new(fence))
             .await
             .map_err(Error::Bus)?;
         let consumer = Consumer {
@@ -176,15 +189,17 @@ impl Runtime {
 
 /// Reads the events topic and routes each record to its partition's worker;
 /// commits offsets once the workers report them processed; publishes the group's
-/// assignment to the workers.
+/// assignment to the workers (which the [`Fence`] revokes from before the group
+/// reassigns partitions).
 struct Consumer {
     subscription: Box<dyn Subscription>,
     bus: Arc<dyn EventBus>,
     topic: String,
     senders: Vec<mpsc::Sender<Polled>>,
-    acked: mpsc::UnboundedReceiver<Position>,
-    assign: watch::Sender<Assignment>,
-    /// The group's assignment as last read, with the partitions' generations.
+    /// The workers' acknowledgements, shared with the [`Fence`].
+    acked: Arc<Mutex<mpsc::UnboundedReceiver<Position>>>,
+    assign: Arc<watch::Sender<Assignment>>,
+    /// The assignment as last published, with the partitions' generations.
     assignment: Assignment,
     stopped: watch::Receiver<bool>,
     /// The next offset to process, per partition (from the workers' acks).
@@ -197,14 +212,25 @@ struct Consumer {
 impl Consumer {
     /// Stores the offsets the workers acknowledged so far: per partition, only the
     /// last one (a worker acknowledges its partition's records in order).
-    fn commit_acked(&mut self) {
+    /// Returns `false` once every worker has hung up and everything is stored.
+    fn commit_acked(&mut self) -> bool {
         let mut last: HashMap<i32, Position> = HashMap::new();
-        while let Ok(position) = self.acked.try_recv() {
-            last.insert(position.partition, position);
-        }
+        let open = {
+            let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                match acked.try_recv() {
+                    Ok(position) => {
+                        last.insert(position.partition, position);
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break true,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break false,
+                }
+            }
+        };
         for position in last.into_values() {
             self.commit(position);
         }
+        open
     }
 
     fn commit(&mut self, position: Position) {
@@ -216,18 +242,21 @@ impl Consumer {
 
     fn follow_assignment(&mut self) {
         match self.subscription.assignment(&self.topic) {
+            // Published before any record polled under the new assignment is routed.
             Ok(partitions) => {
-                if self.assignment.update(partitions) {
+                if self.assign.send_if_modified(|a| a.update(partitions)) {
                     tracing::info!(
-                        partitions = ?self.assignment.partitions(),
+                        partitions = ?self.assign.borrow().partitions(),
                         topic = %self.topic,
                         "assignment changed"
                     );
-                    // Before any record polled under the new assignment is routed.
-                    self.assign.send_replace(self.assignment.clone());
                 }
             }
             Err(error) => tracing::warn!(%error, "cannot read the assignment"),
+        }
+        // The fence may have revoked partitions during the poll, too.
+        if *self.assign.borrow() != self.assignment {
+            self.assignment = self.assign.borrow().clone();
         }
     }
 
@@ -357,8 +386,8 @@ impl Consumer {
         // Stopping: the workers finish the batch in hand and hang up; commit what
         // they processed, then leave the group.
         self.senders.clear();
-        while let Some(position) = self.acked.recv().await {
-            self.commit(position);
+        while self.commit_acked() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if let Err(error) = self.subscription.close().await {
             tracing::warn!(%error, topic = %self.topic, "cannot commit on close");

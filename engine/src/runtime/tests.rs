@@ -666,3 +666,222 @@ async fn one_unprocessable_input_goes_to_the_dead_letters_and_its_batch_goes_on(
     let reason = String::from_utf8_lossy(letters[0].header("sluice.error").unwrap());
     assert!(reason.starts_with("unprocessable: "), "{reason}");
 }
+
+/// A memory store whose commits take `delay`, as if the CQL store were slow.
+struct SlowCommits {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl TimerStore for SlowCommits {
+    async fn commit(
+        &self,
+        states: &[(ContactKey, sluice_infra::store::StoredState)],
+        timers: &sluice_infra::store::TimerChanges,
+    ) -> sluice_infra::Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.commit(states, timers).await
+    }
+
+    async fn due(
+        &self,
+        after: Option<&sluice_infra::store::TimerEntry>,
+        before: i64,
+        limit: usize,
+    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
+        self.inner.due(after, before, limit).await
+    }
+
+    async fn contains(
+        &self,
+        timer: &sluice_infra::store::TimerEntry,
+    ) -> sluice_infra::Result<bool> {
+        self.inner.contains(timer).await
+    }
+}
+
+#[async_trait::async_trait]
+impl sluice_infra::store::StateStore for SlowCommits {
+    async fn load(
+        &self,
+        key: &ContactKey,
+    ) -> sluice_infra::Result<Option<sluice_infra::store::StoredState>> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        batch: &[(ContactKey, sluice_infra::store::StoredState)],
+    ) -> sluice_infra::Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.save(batch).await
+    }
+}
+
+/// Two replicas on the real Kafka share a consumer group and a store whose commits
+/// take 3 s. The first fires 40 overdue timers and publishes their actions; the
+/// second joins while those commits still run. The first replica's revocation
+/// waits for them, so the second loads a store without those timers: each timer's
+/// action is published once. (Without the wait, the second replica would load the
+/// timers the first had fired but not yet committed, and fire them again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_changes_hands_only_after_its_fired_timers_are_durable() {
+    use sluice_infra::{
+        bus::{KafkaBus, KafkaConfig},
+        store::{TimerChanges, TimerEntry},
+        testing,
+    };
+    use std::sync::atomic::Ordering::SeqCst;
+    const PARTITIONS: i32 = 4;
+    const TIMERS: u64 = 40;
+    let Some(kafka) = testing::kafka() else {
+        return;
+    };
+    let bus: Arc<dyn EventBus> = Arc::new(
+        KafkaBus::new(KafkaConfig::from_url(&format!("kafka://{kafka}")).unwrap()).unwrap(),
+    );
+    let events = testing::unique_name("events");
+    let actions = testing::unique_name("actions");
+    let group = testing::unique_name("engine");
+    let spec = |name: &str| TopicSpec {
+        name: name.to_owned(),
+        partitions: PARTITIONS,
+        replication: 1,
+        compacted: false,
+    };
+    bus.ensure_topics(&[spec(&events), spec(&actions)])
+        .await
+        .unwrap();
+    let store = Arc::new(SlowCommits {
+        inner: MemoryStore::default(),
+        delay: Duration::from_secs(3),
+    });
+    let now = WallClock.now();
+    let overdue = (0..TIMERS)
+        .map(|i| TimerEntry {
+            due_at: now - 1_000,
+            contact: ContactKey::new("acme", format!("c-{i}")),
+            run: 1_000 + i,
+            token: 1,
+        })
+        .collect();
+    store
+        .inner
+        .commit(
+            &[],
+            &TimerChanges {
+                set: overdue,
+                cancel: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let replica = || {
+        let evaluator = Arc::new(StandIn {
+            delay: 3_600_000,
+            ..StandIn::default()
+        });
+        let processor = Processor::new(
+            evaluator,
+            Arc::clone(&store) as Arc<dyn TimerStore>,
+            Arc::clone(&bus),
+        )
+        .with_actions_topic(actions.clone())
+        .with_actions_before_commit();
+        let partitions = (0..PARTITIONS)
+            .map(|i| Partition::new(i, PARTITIONS, processor.clone(), TimerConfig::default()))
+            .collect();
+        Runtime::start_with(
+            Arc::clone(&bus),
+            &group,
+            partitions,
+            Arc::new(WallClock),
+            RuntimeOptions {
+                events_topic: events.clone(),
+                dlq_topic: None,
+            },
+        )
+    };
+    let mut published = bus
+        .subscribe(&testing::unique_name("check"), &[&actions])
+        .await
+        .unwrap();
+    let mut texts: Vec<String> = Vec::new();
+    // Reads actions until `until`, or until every timer's action is in when `enough`.
+    let mut read = async |texts: &mut Vec<String>, until: std::time::Instant, enough: bool| {
+        while std::time::Instant::now() < until {
+            for record in published
+                .poll(1_000, Duration::from_millis(100))
+                .await
+                .unwrap()
+            {
+                let action = Action::decode(&record.payload).unwrap();
+                let ActionPayload::SendMessage(m) = action.payload else {
+                    unreachable!()
+                };
+                texts.push(m.text.unwrap_or_default());
+            }
+            if enough && texts.iter().filter(|t| t.starts_with("timer")).count() >= TIMERS as usize
+            {
+                return;
+            }
+        }
+    };
+
+    let first = replica().await.unwrap();
+    read(
+        &mut texts,
+        std::time::Instant::now() + Duration::from_secs(30),
+        true,
+    )
+    .await;
+    assert_eq!(
+        texts.len(),
+        TIMERS as usize,
+        "the first replica fired every timer"
+    );
+    // Their commits run for 3 s: the second replica joins meanwhile.
+    let second = replica().await.unwrap();
+    // Both replicas process events once the group settled: the second one has
+    // partitions, loaded from the store after the revocation.
+    let records: Vec<Record> = (0..40)
+        .map(|n| {
+            let e = event(n + 1, &format!("live-{n}"), now);
+            Record::new(e.key(), e.encode().unwrap())
+        })
+        .collect();
+    bus.publish(&events, records).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while first.stats().events.load(SeqCst) + second.stats().events.load(SeqCst) < 40
+        || second.stats().events.load(SeqCst) == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second replica took no partition"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    read(
+        &mut texts,
+        std::time::Instant::now() + Duration::from_secs(3),
+        false,
+    )
+    .await;
+    let fired = texts.iter().filter(|t| t.starts_with("timer")).count();
+    assert_eq!(
+        fired,
+        TIMERS as usize,
+        "each timer's action published once: {:?}",
+        texts
+            .iter()
+            .filter(|t| t.starts_with("timer"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        second.stats().timers.load(SeqCst) == 0,
+        "the second replica fired no timer again"
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     BatchInput, Clock, Partition, Processed, RuntimeOptions, Stats,
-    ownership::{Assignment, Polled},
+    ownership::{Assignment, Polled, Settlement},
     partition::fired,
     pipeline::{Committed, Committer, DEPTH, Published},
 };
@@ -46,6 +46,8 @@ pub(super) struct Worker {
     pub(super) owned: bool,
     /// The generations of this worker's partitions, summed ([`Assignment::epoch`]).
     pub(super) epoch: u64,
+    /// Where the worker reports the epoch it has settled, for revocations to wait on.
+    pub(super) settlement: Arc<Settlement>,
     /// A record received while idle, for the next batch.
     pub(super) carried: Option<Polled>,
     /// The batches whose commits run in the background while the next ones are
@@ -95,6 +97,10 @@ impl Worker {
                 return;
             }
             self.follow_assignment();
+            if self.in_flight.is_empty() {
+                // Nothing taken under an earlier assignment is left undone.
+                self.settlement.report(self.settlement_index(), self.epoch);
+            }
             let epoch = self.epoch;
             let now = self.clock.now();
             let mut timers = Vec::new();
@@ -194,6 +200,10 @@ impl Worker {
             self.partition.reset();
             self.record_pending();
         }
+    }
+
+    fn settlement_index(&self) -> usize {
+        usize::try_from(self.partition.index()).unwrap_or(usize::MAX)
     }
 
     /// Whether the record's partition is still in the generation it was polled in
@@ -779,6 +789,7 @@ mod tests {
             view: Assignment::default(),
             owned: false,
             epoch: 0,
+            settlement: Arc::new(Settlement::new(1)),
             carried: None,
             in_flight: VecDeque::new(),
             committer: None,

@@ -4,24 +4,35 @@
 //! record of a `publish` is enqueued before any delivery report is awaited.
 //! Consumer: `BaseConsumer` polled on a blocking thread, offsets stored only when
 //! the caller commits (after its effects are durable) and committed in the
-//! background by librdkafka; `close` commits synchronously.
+//! background by librdkafka; `close` commits synchronously. Before the group
+//! revokes partitions, the subscriber's [`Revocations`] finishes its work on them
+//! and the offsets it reports are committed synchronously; records of those
+//! partitions read by the poll in progress are dropped (their next owner reads
+//! them from the committed offset).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
-    consumer::{BaseConsumer, CommitMode, Consumer},
+    client::{ClientContext, DefaultClientContext},
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance},
     error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer as _},
     types::RDKafkaErrorCode,
 };
 
-use super::{Delivered, EventBus, Position, Record, Subscription, TopicSpec};
+use super::{Delivered, EventBus, Position, Record, Revocations, Subscription, TopicSpec};
 use crate::{Error, Result};
 
 /// How long [`EventBus::ensure_topics`] waits for new topics' partition leaders.
@@ -96,6 +107,38 @@ fn kafka_error(operation: impl Into<String>) -> impl FnOnce(KafkaError) -> Error
 }
 
 impl KafkaBus {
+    fn subscription(
+        &self,
+        group: &str,
+        topics: &[&str],
+        revocations: Option<Arc<dyn Revocations>>,
+    ) -> Result<Box<dyn Subscription>> {
+        let context = GroupContext {
+            group: group.to_owned(),
+            revocations,
+            revocation_count: AtomicU64::new(0),
+            revoked: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<GroupContext> = self
+            .config
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create_with_context(context)
+            .map_err(kafka_error(format!("creating consumer for group {group}")))?;
+        consumer.subscribe(topics).map_err(kafka_error(format!(
+            "subscribing group {group} to {topics:?}"
+        )))?;
+        Ok(Box::new(KafkaSubscription {
+            consumer: Arc::new(consumer),
+            group: group.to_owned(),
+        }))
+    }
+
     /// Waits until every topic of `names` is in the cluster's metadata with a leader
     /// for each partition: a topic just created is not usable at once, and callers
     /// of [`EventBus::ensure_topics`] read or write it right away.
@@ -255,24 +298,16 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>> {
-        let consumer: BaseConsumer = self
-            .config
-            .client_config()
-            .set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .create()
-            .map_err(kafka_error(format!("creating consumer for group {group}")))?;
-        consumer.subscribe(topics).map_err(kafka_error(format!(
-            "subscribing group {group} to {topics:?}"
-        )))?;
-        Ok(Box::new(KafkaSubscription {
-            consumer: Arc::new(consumer),
-            group: group.to_owned(),
-        }))
+        self.subscription(group, topics, None)
+    }
+
+    async fn subscribe_with(
+        &self,
+        group: &str,
+        topics: &[&str],
+        revocations: Arc<dyn Revocations>,
+    ) -> Result<Box<dyn Subscription>> {
+        self.subscription(group, topics, Some(revocations))
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Option<Vec<i64>>> {
@@ -320,8 +355,78 @@ fn partition_list(topic: &str, partitions: &[i32]) -> TopicPartitionList {
     list
 }
 
+/// A consumer's side of its group's rebalances.
+struct GroupContext {
+    group: String,
+    /// Told before partitions are revoked; the positions it reports are committed.
+    revocations: Option<Arc<dyn Revocations>>,
+    /// Revocations so far: a poll that sees this change drops what it read of the
+    /// partitions revoked meanwhile.
+    revocation_count: AtomicU64,
+    /// The partitions the last revocation took, with their topics.
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl GroupContext {
+    /// Lets the subscriber finish its work on the revoked partitions, then commits
+    /// the positions it reports.
+    fn finish_revoked(&self, consumer: &BaseConsumer<Self>, revoked: &[(String, i32)]) {
+        let Some(revocations) = &self.revocations else {
+            return;
+        };
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in revoked {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partitions) in by_topic {
+            for position in revocations.revoking(topic, &partitions) {
+                let added = offsets.add_partition_offset(
+                    topic,
+                    position.partition,
+                    Offset::Offset(position.offset + 1),
+                );
+                if let Err(error) = added {
+                    tracing::warn!(%error, topic, partition = position.partition, "cannot commit on revocation");
+                }
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        if let Err(error) = consumer.store_offsets(&offsets) {
+            tracing::warn!(%error, group = %self.group, "cannot store offsets on revocation");
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::warn!(%error, group = %self.group, "cannot commit on revocation");
+            }
+        }
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked: Vec<(String, i32)> = list
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_owned(), element.partition()))
+            .collect();
+        tracing::info!(group = %self.group, partitions = ?revoked, "partitions revoked");
+        self.finish_revoked(consumer, &revoked);
+        *self.revoked.lock().unwrap_or_else(PoisonError::into_inner) = revoked;
+        self.revocation_count.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 struct KafkaSubscription {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<GroupContext>>,
     group: String,
 }
 
@@ -354,10 +459,27 @@ impl Subscription for KafkaSubscription {
         let group = self.group.clone();
         // librdkafka's poll blocks; keep it off the async worker threads.
         tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::new();
+            let context = consumer.context();
+            let mut batch: Vec<Delivered> = Vec::new();
             let mut wait = timeout;
             while batch.len() < max {
-                match consumer.poll(wait) {
+                let revocations = context.revocation_count.load(Ordering::SeqCst);
+                let polled = consumer.poll(wait);
+                if context.revocation_count.load(Ordering::SeqCst) != revocations {
+                    // Partitions were revoked inside that poll: what this batch read
+                    // of them before is their next owner's to process.
+                    let revoked = context
+                        .revoked
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    batch.retain(|record| {
+                        !revoked
+                            .iter()
+                            .any(|(t, p)| *t == record.topic && *p == record.position.partition)
+                    });
+                }
+                match polled {
                     None => break,
                     Some(Ok(message)) => batch.push(to_delivered(&message)),
                     Some(Err(source)) => {

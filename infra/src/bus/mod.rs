@@ -140,6 +140,19 @@ pub trait EventBus: Send + Sync {
     /// committed offsets, or at the beginning when it has none.
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>>;
 
+    /// [`subscribe`](Self::subscribe), telling `revocations` before the group takes
+    /// partitions away from this member. Backends whose groups never rebalance (the
+    /// in-memory bus: one member per group) ignore it.
+    async fn subscribe_with(
+        &self,
+        group: &str,
+        topics: &[&str],
+        revocations: Arc<dyn Revocations>,
+    ) -> Result<Box<dyn Subscription>> {
+        let _ = revocations;
+        self.subscribe(group, topics).await
+    }
+
     /// The next offset to be written in each partition of `topic`, indexed by partition
     /// (Kafka's high watermarks): a reader that has consumed everything below them has
     /// seen every record published before the call. `None` when the backend cannot tell;
@@ -148,6 +161,19 @@ pub trait EventBus: Send + Sync {
         let _ = topic;
         Ok(None)
     }
+}
+
+/// Told before the group takes partitions away from a member, so that it can
+/// finish what it has in hand and commit it first: the partitions' next owner
+/// then starts where this member's work became durable, and does none of it again.
+pub trait Revocations: Send + Sync {
+    /// Called before the group reassigns `partitions` of `topic`, on the thread that
+    /// polls — which it may block, briefly: the group's rebalance waits for it.
+    /// Returns the last processed position of each partition it has one for (revoked
+    /// or not), which are committed before the partitions go. Records of the
+    /// revoked partitions that were read but not yet returned by a poll are
+    /// dropped: their next owner reads them again.
+    fn revoking(&self, topic: &str, partitions: &[i32]) -> Vec<Position>;
 }
 
 /// One group member's view of its assigned partitions.
