@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 /// The maximum-rate run: everything produced at once, timed until the last output.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Throughput {
     /// Events sent (and outputs that arrived, when complete).
     pub events: u64,
@@ -19,7 +19,7 @@ pub struct Throughput {
 }
 
 /// CPU time of the whole machine over a span, from `/proc/stat`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MachineCpu {
     /// CPUs.
     pub cores: usize,
@@ -27,6 +27,9 @@ pub struct MachineCpu {
     pub busy_seconds: f64,
     /// Wall-clock seconds of the span.
     pub wall_seconds: f64,
+    /// CPU seconds of the processes that take part (Kafka, Cassandra, the engine,
+    /// the load generator), most first.
+    pub processes: Vec<(String, f64)>,
 }
 
 impl MachineCpu {
@@ -197,7 +200,7 @@ pub fn markdown(passthrough: &Measured, engine: &Measured) -> String {
         cell(pt, throughput),
         cell(en, throughput)
     );
-    let cpu = |t: &Throughput| match t.machine {
+    let cpu = |t: &Throughput| match &t.machine {
         Some(m) if t.arrived > 0 => format!(
             "{:.0}% of {} CPUs; {:.1} µs of CPU per event",
             100.0 * m.busy(),
@@ -211,6 +214,21 @@ pub fn markdown(passthrough: &Measured, engine: &Measured) -> String {
         "| machine CPU in that run (all processes) | {} | {} | |",
         cell(pt, cpu),
         cell(en, cpu)
+    );
+    let by_process = |t: &Throughput| match &t.machine {
+        Some(m) if t.arrived > 0 && !m.processes.is_empty() => m
+            .processes
+            .iter()
+            .map(|(name, seconds)| format!("{name} {:.1} µs", 1e6 * seconds / t.arrived as f64))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "—".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "| CPU per event by process | {} | {} | |",
+        cell(pt, by_process),
+        cell(en, by_process)
     );
     let (pl, el) = (passthrough.latency.as_ref(), engine.latency.as_ref());
     let rate = |l: &Latency| {
@@ -321,6 +339,7 @@ mod tests {
                     cores: 2,
                     busy_seconds: 7.6,
                     wall_seconds: 4.0,
+                    processes: vec![("Kafka".into(), 2.0), ("load generator".into(), 1.5)],
                 }),
             }),
             latency: Some(Latency::from_histogram(25_000.0, 1000, 0, 1.5, &micros)),
@@ -346,6 +365,12 @@ mod tests {
         );
         assert!(
             table.contains("| machine CPU in that run (all processes) | 95% of 2 CPUs; 38.0 µs of CPU per event | — | |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| CPU per event by process | Kafka 10.0 µs, load generator 7.5 µs | — | |"
+            ),
             "{table}"
         );
         assert_eq!(

@@ -20,7 +20,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use sluice_benches::{
-    engine::{EngineProcess, EngineSetup, histogram_totals},
+    engine::{self, EngineProcess, EngineSetup, histogram_totals},
     kafka,
     passthrough::Passthrough,
     producer::{EventSender, Span},
@@ -108,10 +108,55 @@ fn cpu_ticks() -> Option<(u64, u64)> {
     report::parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
-/// The machine's CPU use between two readings of [`cpu_ticks`].
+/// The processes that take part in a run, by pid: Kafka and Cassandra (found by
+/// their main classes), `sluice engine` processes, and this load generator (which
+/// runs the passthrough).
+fn taking_part() -> Vec<(u32, &'static str)> {
+    let mut found = vec![(std::process::id(), "load generator")];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let has = |arg: &str| args.iter().any(|a| *a == arg.as_bytes());
+        let name = if has("kafka.Kafka") {
+            "Kafka"
+        } else if has("org.apache.cassandra.service.CassandraDaemon") {
+            "Cassandra"
+        } else if args.first().is_some_and(|a| a.ends_with(b"/sluice")) && has("engine") {
+            "sluice engine"
+        } else {
+            continue;
+        };
+        found.push((pid, name));
+    }
+    found
+}
+
+/// CPU seconds so far of each process [`taking_part`].
+fn process_cpu() -> Vec<(u32, &'static str, f64)> {
+    taking_part()
+        .into_iter()
+        .filter_map(|(pid, name)| Some((pid, name, engine::cpu_seconds(pid).ok()?)))
+        .collect()
+}
+
+/// The machine's CPU use between two readings of [`cpu_ticks`] and of
+/// [`process_cpu`].
 fn machine_cpu(
     before: Option<(u64, u64)>,
     after: Option<(u64, u64)>,
+    processes: (&[(u32, &'static str, f64)], &[(u32, &'static str, f64)]),
     wall: Duration,
 ) -> Option<MachineCpu> {
     let ((busy0, total0), (busy1, total1)) = (before?, after?);
@@ -122,10 +167,24 @@ fn machine_cpu(
     }
     // The ticks of all CPUs sum to wall time × CPUs.
     let wall_seconds = wall.as_secs_f64();
+    let mut spent: Vec<(String, f64)> = Vec::new();
+    for &(pid, name, end) in processes.1 {
+        let start = processes
+            .0
+            .iter()
+            .find(|(p, n, _)| *p == pid && *n == name)
+            .map_or(0.0, |(_, _, s)| *s);
+        match spent.iter_mut().find(|(n, _)| n == name) {
+            Some((_, seconds)) => *seconds += end - start,
+            None => spent.push((name.to_owned(), end - start)),
+        }
+    }
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
     Some(MachineCpu {
         cores,
         busy_seconds: (busy1 - busy0) as f64 / ticks * wall_seconds * cores as f64,
         wall_seconds,
+        processes: spent,
     })
 }
 
@@ -256,6 +315,7 @@ impl Run<'_> {
         let max = tracker.add_phase(warmup..warmup + events)?;
         probe.mark()?;
         let ticks = cpu_ticks();
+        let processes = process_cpu();
         let start = Instant::now();
         let started = sent.nanos_at(start);
         sender.send_all(Span {
@@ -265,7 +325,12 @@ impl Run<'_> {
         })?;
         sender.flush(self.timeout())?;
         let complete = self.wait(tracker, max, events, what, self.timeout(), || probe.check())?;
-        let machine = machine_cpu(ticks, cpu_ticks(), start.elapsed());
+        let machine = machine_cpu(
+            ticks,
+            cpu_ticks(),
+            (&processes, &process_cpu()),
+            start.elapsed(),
+        );
         probe.mark()?;
         let (arrived, last) = tracker
             .with_phase(max, |p| (p.arrived, p.last_arrival))
