@@ -128,7 +128,7 @@ fn taking_part() -> Vec<(u32, &'static str)> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let has = |arg: &str| args.iter().any(|a| *a == arg.as_bytes());
+        let has = |arg: &str| args.contains(&arg.as_bytes());
         let name = if has("kafka.Kafka") {
             "Kafka"
         } else if has("org.apache.cassandra.service.CassandraDaemon") {
@@ -143,8 +143,11 @@ fn taking_part() -> Vec<(u32, &'static str)> {
     found
 }
 
+/// A process taking part: pid, name, CPU seconds so far.
+type ProcessCpu = (u32, &'static str, f64);
+
 /// CPU seconds so far of each process [`taking_part`].
-fn process_cpu() -> Vec<(u32, &'static str, f64)> {
+fn process_cpu() -> Vec<ProcessCpu> {
     taking_part()
         .into_iter()
         .filter_map(|(pid, name)| Some((pid, name, engine::cpu_seconds(pid).ok()?)))
@@ -156,7 +159,7 @@ fn process_cpu() -> Vec<(u32, &'static str, f64)> {
 fn machine_cpu(
     before: Option<(u64, u64)>,
     after: Option<(u64, u64)>,
-    processes: (&[(u32, &'static str, f64)], &[(u32, &'static str, f64)]),
+    processes: (&[ProcessCpu], &[ProcessCpu]),
     wall: Duration,
 ) -> Option<MachineCpu> {
     let ((busy0, total0), (busy1, total1)) = (before?, after?);
