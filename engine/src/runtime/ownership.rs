@@ -211,8 +211,10 @@ impl Revocations for Fence {
         if topic != self.topic {
             return Vec::new();
         }
-        // Once the runtime stops, the workers are gone (or going): nothing to wait for.
-        if !*self.stopped.borrow() {
+        // Once the runtime stops (or was dropped), the workers are gone or going:
+        // nothing to wait for.
+        let stopping = *self.stopped.borrow() || self.stopped.has_changed().is_err();
+        if !stopping {
             self.settle(partitions);
         }
         let mut last: HashMap<i32, Position> = HashMap::new();
