@@ -157,6 +157,34 @@ impl Settlement {
     }
 }
 
+/// The workers' acknowledgements, taken by the consumer and by the [`Fence`].
+#[derive(Debug)]
+pub(crate) struct Acked(Mutex<mpsc::UnboundedReceiver<Position>>);
+
+impl Acked {
+    pub(crate) fn new(receiver: mpsc::UnboundedReceiver<Position>) -> Self {
+        Acked(Mutex::new(receiver))
+    }
+
+    /// The acknowledgements so far, only the last one per partition (a worker
+    /// acknowledges its partition's records in order), and whether any worker can
+    /// still send more.
+    pub(crate) fn take(&self) -> (Vec<Position>, bool) {
+        let mut last: HashMap<i32, Position> = HashMap::new();
+        let mut receiver = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = loop {
+            match receiver.try_recv() {
+                Ok(position) => {
+                    last.insert(position.partition, position);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break true,
+                Err(mpsc::error::TryRecvError::Disconnected) => break false,
+            }
+        };
+        (last.into_values().collect(), open)
+    }
+}
+
 /// The engine's side of a revocation (see the module documentation).
 pub(crate) struct Fence {
     pub(crate) topic: String,
@@ -165,7 +193,7 @@ pub(crate) struct Fence {
     pub(crate) assign: Arc<watch::Sender<Assignment>>,
     pub(crate) settlement: Arc<Settlement>,
     /// The workers' acknowledgements, shared with the consumer.
-    pub(crate) acked: Arc<Mutex<mpsc::UnboundedReceiver<Position>>>,
+    pub(crate) acked: Arc<Acked>,
     pub(crate) stopped: watch::Receiver<bool>,
     pub(crate) timeout: Duration,
 }
@@ -217,12 +245,7 @@ impl Revocations for Fence {
         if !stopping {
             self.settle(partitions);
         }
-        let mut last: HashMap<i32, Position> = HashMap::new();
-        let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Ok(position) = acked.try_recv() {
-            last.insert(position.partition, position);
-        }
-        last.into_values().collect()
+        self.acked.take().0
     }
 }
 

@@ -8,7 +8,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, AtomicUsize},
     },
     time::{Duration, Instant},
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::{
     Clock, EngineMetrics, Partition,
-    ownership::{Assignment, Fence, Polled, SETTLE_TIMEOUT, Settlement},
+    ownership::{Acked, Assignment, Fence, Polled, SETTLE_TIMEOUT, Settlement},
     worker::Worker,
 };
 use crate::{Error, Result};
@@ -106,7 +106,7 @@ impl Runtime {
         let assign = Arc::new(assign);
         let mut tasks = JoinSet::new();
         let (acks, acked) = mpsc::unbounded_channel();
-        let acked = Arc::new(Mutex::new(acked));
+        let acked = Arc::new(Acked::new(acked));
         let workers = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
         let settlement = Arc::new(Settlement::new(partitions.len()));
         let metrics = partitions.first().and_then(|p| p.metrics().cloned());
@@ -197,7 +197,7 @@ struct Consumer {
     topic: String,
     senders: Vec<mpsc::Sender<Polled>>,
     /// The workers' acknowledgements, shared with the [`Fence`].
-    acked: Arc<Mutex<mpsc::UnboundedReceiver<Position>>>,
+    acked: Arc<Acked>,
     assign: Arc<watch::Sender<Assignment>>,
     /// The assignment as last published, with the partitions' generations.
     assignment: Assignment,
@@ -214,20 +214,8 @@ impl Consumer {
     /// last one (a worker acknowledges its partition's records in order).
     /// Returns `false` once every worker has hung up and everything is stored.
     fn commit_acked(&mut self) -> bool {
-        let mut last: HashMap<i32, Position> = HashMap::new();
-        let open = {
-            let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
-            loop {
-                match acked.try_recv() {
-                    Ok(position) => {
-                        last.insert(position.partition, position);
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break true,
-                    Err(mpsc::error::TryRecvError::Disconnected) => break false,
-                }
-            }
-        };
-        for position in last.into_values() {
+        let (last, open) = self.acked.take();
+        for position in last {
             self.commit(position);
         }
         open

@@ -417,8 +417,13 @@ impl sluice_infra::store::StateStore for Stuck {
 }
 
 /// `TimerStore` for a test wrapper of the in-memory store: everything goes to `inner`.
+/// With a second argument, a function of the wrapper giving how long each commit
+/// waits first.
 macro_rules! timers_through_inner {
     ($wrapper:ty) => {
+        timers_through_inner!($wrapper, |_: &$wrapper| Duration::ZERO);
+    };
+    ($wrapper:ty, $commit_delay:expr) => {
         #[async_trait::async_trait]
         impl TimerStore for $wrapper {
             async fn commit(
@@ -426,6 +431,10 @@ macro_rules! timers_through_inner {
                 states: &[(ContactKey, sluice_infra::store::StoredState)],
                 timers: &sluice_infra::store::TimerChanges,
             ) -> sluice_infra::Result<()> {
+                let delay: Duration = ($commit_delay)(self);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 self.inner.commit(states, timers).await
             }
 
@@ -673,33 +682,7 @@ struct SlowCommits {
     delay: Duration,
 }
 
-#[async_trait::async_trait]
-impl TimerStore for SlowCommits {
-    async fn commit(
-        &self,
-        states: &[(ContactKey, sluice_infra::store::StoredState)],
-        timers: &sluice_infra::store::TimerChanges,
-    ) -> sluice_infra::Result<()> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.commit(states, timers).await
-    }
-
-    async fn due(
-        &self,
-        after: Option<&sluice_infra::store::TimerEntry>,
-        before: i64,
-        limit: usize,
-    ) -> sluice_infra::Result<Vec<sluice_infra::store::TimerEntry>> {
-        self.inner.due(after, before, limit).await
-    }
-
-    async fn contains(
-        &self,
-        timer: &sluice_infra::store::TimerEntry,
-    ) -> sluice_infra::Result<bool> {
-        self.inner.contains(timer).await
-    }
-}
+timers_through_inner!(SlowCommits, |store: &SlowCommits| store.delay);
 
 #[async_trait::async_trait]
 impl sluice_infra::store::StateStore for SlowCommits {
