@@ -310,7 +310,7 @@ proptest! {
                     // run yet; commits in order, several batches at once (a group
                     // commit), some failing once first.
                     let (processed, mut staged) = batched.partition.stage(&inputs).await.unwrap();
-                    batched.partition.publish(&mut staged).await.unwrap();
+                    batched.partition.send(&mut staged).await.unwrap().await.unwrap();
                     let staged = Arc::new(staged);
                     batched.partition.push_in_flight(Arc::clone(&staged));
                     in_flight.push_back(staged);

@@ -139,11 +139,11 @@ impl Processor {
             std::mem::take(&mut staged.types),
         );
         if self.actions_first {
-            self.publish(records, &types).await?;
+            self.publish(records, types).await?;
             self.commit(&staged.states, &staged.changes).await?;
         } else {
             self.commit(&staged.states, &staged.changes).await?;
-            self.publish(records, &types).await?;
+            self.publish(records, types).await?;
         }
         staged.into_cache(cache);
         Ok(processed)

@@ -4,7 +4,7 @@
 //! `sluice.actions` (acknowledged). The input's offset is committed only after both.
 //! Inputs go through it in batches ([`Processor::process_batch`], `batch.rs`).
 
-use std::sync::Arc;
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use sluice_infra::{
     bus::{EventBus, Record, topics},
@@ -17,6 +17,10 @@ use crate::{
     Error, Result,
     eval::{Input, Output},
 };
+
+/// A batch's actions handed to the bus ([`Processor::send`]): resolves once every
+/// one of them is acknowledged.
+pub type Delivery = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// Runs inputs through the evaluator, a batch at a time, in order per contact.
 #[derive(Clone)]
@@ -109,23 +113,39 @@ impl Processor {
 
     /// Publishes a batch's action records in one call (all sends in flight
     /// together, awaited together), then counts them by type.
-    pub(super) async fn publish(&self, records: Vec<Record>, types: &[ActionType]) -> Result<()> {
+    pub(super) async fn publish(&self, records: Vec<Record>, types: Vec<ActionType>) -> Result<()> {
+        self.send(records, types).await?.await
+    }
+
+    /// Hands a batch's action records to the bus in one call, in order after the
+    /// ones sent before; the returned [`Delivery`] resolves once every one is
+    /// acknowledged, and counts them by type then.
+    pub(super) async fn send(
+        &self,
+        records: Vec<Record>,
+        types: Vec<ActionType>,
+    ) -> Result<Delivery> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Box::pin(std::future::ready(Ok(()))));
         }
-        self.bus
-            .publish(&self.actions_topic, records)
+        let sending = self
+            .bus
+            .send(&self.actions_topic, records)
             .await
             .map_err(Error::Bus)?;
-        if let Some(metrics) = &self.metrics {
-            for action_type in types {
-                metrics
-                    .actions
-                    .with_label_values(&[action_type.as_str()])
-                    .inc();
+        let metrics = self.metrics.clone();
+        Ok(Box::pin(async move {
+            sending.await.map_err(Error::Bus)?;
+            if let Some(metrics) = metrics {
+                for action_type in types {
+                    metrics
+                        .actions
+                        .with_label_values(&[action_type.as_str()])
+                        .inc();
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
     pub(super) async fn commit(

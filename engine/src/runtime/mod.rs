@@ -36,7 +36,7 @@ mod worker;
 pub use batch::{BatchInput, Staged};
 pub use cache::{Cached, StateCache};
 pub use clock::{Clock, VirtualClock, WallClock};
-pub use contact::{Processed, Processor};
+pub use contact::{Delivery, Processed, Processor};
 pub use metrics::EngineMetrics;
 pub use partition::{Partition, TimerConfig};
 pub use service::{Runtime, RuntimeOptions, Stats};

@@ -18,7 +18,7 @@ use sluice_schemas::Event;
 
 use super::{
     BatchInput, Staged, StateCache,
-    contact::{Processed, Processor},
+    contact::{Delivery, Processed, Processor},
     wheel::TimerWheel,
 };
 use crate::{
@@ -247,11 +247,13 @@ impl Partition {
         Ok((processed, staged))
     }
 
-    /// Publishes a staged batch's actions (and takes them out of it).
-    pub async fn publish(&self, staged: &mut Staged) -> Result<()> {
+    /// Hands a staged batch's actions to the bus (taking them out of it), in order
+    /// after the batches sent before; the [`Delivery`] resolves once they are
+    /// acknowledged.
+    pub async fn send(&self, staged: &mut Staged) -> Result<Delivery> {
         let records = std::mem::take(&mut staged.records);
         let types = std::mem::take(&mut staged.types);
-        self.processor.publish(records, &types).await
+        self.processor.send(records, types).await
     }
 
     /// Commits staged batches' states and timer changes together, as the

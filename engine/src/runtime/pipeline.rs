@@ -2,9 +2,10 @@
 //! worker evaluates and publishes the next batches.
 //!
 //! A worker stages a batch on top of the batches in flight
-//! ([`Partition::stage`](super::Partition::stage)), publishes its actions, and hands
-//! the batch to its partition's [`Committer`]. The committer commits one partition's
-//! batches in order; the batches that queued up while a commit ran are committed
+//! ([`Partition::stage`](super::Partition::stage)), hands its actions to the bus
+//! without waiting for their acknowledgement, and hands the batch to its
+//! partition's [`Committer`]. The committer waits for a batch's actions to be
+//! acknowledged, then commits it; it commits one partition's batches in order; the batches that queued up while a commit ran are committed
 //! together as one (a group commit: each contact's last state, the timer changes
 //! netted across them), so a store that falls behind gets fewer, larger commits
 //! rather than a growing queue. Each commit is retried with backoff while the store
@@ -14,16 +15,17 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use futures::future::try_join_all;
 use sluice_infra::{
     bus::Delivered,
     store::{ContactKey, StoredState, TimerChanges, TimerEntry},
 };
 use tokio::sync::{mpsc, watch};
 
-use super::{Processed, Processor, Staged, net::TimerNet};
+use super::{Delivery, Processed, Processor, Staged, net::TimerNet};
 use crate::Error;
 
-/// Most batches of one partition published and not yet committed.
+/// Most batches of one partition sent and not yet committed.
 pub(super) const DEPTH: usize = 16;
 
 /// How a batch's background commit ended.
@@ -35,9 +37,12 @@ pub(super) enum Committed {
     Stopped,
     /// Failed for a reason a retry cannot fix.
     Failed(Error),
+    /// The actions of a batch of its group commit were not acknowledged (the bus
+    /// gave up on them): nothing of the group was committed.
+    Undelivered(Error),
 }
 
-/// A batch staged and published: what settling it needs.
+/// A batch staged and its actions sent: what settling it needs.
 pub(super) struct Published {
     pub(super) staged: Arc<Staged>,
     pub(super) records: Vec<Delivered>,
@@ -51,7 +56,7 @@ pub(super) struct Published {
 /// in batch order. After a commit that did not succeed it stops; the worker starts
 /// a new one once it has dealt with the batches in flight.
 pub(super) struct Committer {
-    batches: mpsc::UnboundedSender<Arc<Staged>>,
+    batches: mpsc::UnboundedSender<(Arc<Staged>, Delivery)>,
     outcomes: mpsc::UnboundedReceiver<Committed>,
 }
 
@@ -65,9 +70,10 @@ impl Committer {
         Committer { batches, outcomes }
     }
 
-    /// Queues a batch's commit after the ones queued before.
-    pub(super) fn push(&self, staged: Arc<Staged>) {
-        let _ = self.batches.send(staged);
+    /// Queues a batch's commit after the ones queued before, to start once its
+    /// actions (`delivery`) are acknowledged.
+    pub(super) fn push(&self, staged: Arc<Staged>, delivery: Delivery) {
+        let _ = self.batches.send((staged, delivery));
     }
 
     /// The outcome of the oldest batch not yet reported; `None` when the committer
@@ -84,14 +90,23 @@ impl Committer {
 
 async fn commit_in_order(
     processor: Processor,
-    mut queue: mpsc::UnboundedReceiver<Arc<Staged>>,
+    mut queue: mpsc::UnboundedReceiver<(Arc<Staged>, Delivery)>,
     report: mpsc::UnboundedSender<Committed>,
     mut stopped: watch::Receiver<bool>,
 ) {
     while let Some(first) = queue.recv().await {
-        let mut group = vec![first];
+        let mut queued = vec![first];
         while let Ok(next) = queue.try_recv() {
-            group.push(next);
+            queued.push(next);
+        }
+        let (group, deliveries): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+        // The actions go to the bus before the states they follow from: a replay of
+        // the inputs then finds the old states and yields the same actions again.
+        // Not raced against `stopped`: the bus gives up on its own (Kafka's
+        // `message.timeout.ms`), and a stopping runtime still finishes what it sent.
+        if let Err(error) = try_join_all(deliveries).await {
+            let _ = report.send(Committed::Undelivered(error));
+            return;
         }
         let (states, changes) = merge(&group);
         let mut backoff = Duration::from_millis(100);

@@ -702,6 +702,73 @@ impl sluice_infra::store::StateStore for SlowCommits {
     }
 }
 
+/// With actions before commits, an event that arrives while the previous batch's
+/// commit runs is evaluated and its action published at once: it does not wait
+/// behind that commit (which here takes 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_arriving_during_a_commit_is_acted_on_before_that_commit_ends() {
+    use sluice_infra::store::StateStore;
+    let store = Arc::new(SlowCommits {
+        inner: MemoryStore::default(),
+        delay: Duration::from_secs(5),
+    });
+    let bus = MemoryBus::new(1);
+    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
+        .await
+        .unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(bus);
+    let evaluator = Arc::new(StandIn {
+        delay: 3_600_000,
+        ..StandIn::default()
+    });
+    let processor = Processor::new(
+        evaluator,
+        Arc::clone(&store) as Arc<dyn TimerStore>,
+        Arc::clone(&bus),
+    )
+    .with_actions_before_commit();
+    let partitions = vec![Partition::new(0, 1, processor, TimerConfig::default())];
+    let runtime = Runtime::start(Arc::clone(&bus), "test", partitions, Arc::new(WallClock))
+        .await
+        .unwrap();
+    let mut actions = bus.subscribe("check", &[topics::ACTIONS]).await.unwrap();
+    let mut seen = Vec::new();
+    let now = WallClock.now();
+    for (n, contact) in [(1, "first"), (2, "second")] {
+        let e = event(n, contact, now);
+        bus.publish(
+            topics::EVENTS,
+            vec![Record::new(e.key(), e.encode().unwrap())],
+        )
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.len() < n as usize {
+            assert!(std::time::Instant::now() < deadline, "no action for e{n}");
+            seen.extend(actions.poll(10, Duration::from_millis(10)).await.unwrap());
+        }
+    }
+    assert!(
+        store
+            .inner
+            .load(&ContactKey::new("acme", "first"))
+            .await
+            .unwrap()
+            .is_none(),
+        "both actions went out while the first commit still ran"
+    );
+    runtime.shutdown().await;
+    assert!(
+        store
+            .inner
+            .load(&ContactKey::new("acme", "second"))
+            .await
+            .unwrap()
+            .is_some(),
+        "shutdown finished the commits in flight"
+    );
+}
+
 /// Two replicas on the real Kafka share a consumer group and a store whose commits
 /// take 3 s. The first fires 40 overdue timers and publishes their actions; the
 /// second joins while those commits still run. The first replica's revocation

@@ -19,7 +19,7 @@ use sluice_schemas::Event;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    BatchInput, Clock, Partition, Processed, RuntimeOptions, Stats,
+    BatchInput, Clock, Delivery, Partition, Processed, RuntimeOptions, Stats,
     ownership::{Assignment, Polled, Settlement},
     partition::fired,
     pipeline::{Committed, Committer, DEPTH, Published},
@@ -143,8 +143,9 @@ impl Worker {
                 continue;
             }
             if !self.in_flight.is_empty() {
-                // Nothing new: the running commits are what there is to finish.
-                if !self.settle_oldest_or_redo().await {
+                // Nothing new: settle the oldest commit when it finishes, unless a
+                // record arrives first — it is not held up behind the commits.
+                if !self.settle_oldest_or_next_record().await {
                     return;
                 }
                 continue;
@@ -242,9 +243,9 @@ impl Worker {
     /// acknowledged, and the group delivers them again).
     ///
     /// When actions go out before commits, the batch is evaluated and its actions
-    /// published while earlier batches' commits still run (at most [`DEPTH`]
-    /// batches in flight), and its own commit starts in the background after theirs
-    /// (see [`pipeline`]). A contact's next batch reads the states those commits
+    /// sent while earlier batches' actions and commits are still in flight (at most
+    /// [`DEPTH`] batches), and its own commit starts in the background after theirs,
+    /// once its actions are acknowledged (see [`pipeline`]). A contact's next batch reads the states those commits
     /// write, not the store's. Anything unusual — an error, a change of hands —
     /// first waits for the running commits, then takes the one-batch-at-a-time path.
     async fn batch(&mut self, records: Vec<Delivered>, timers: Vec<TimerEntry>) -> bool {
@@ -262,10 +263,10 @@ impl Worker {
             let started = Instant::now();
             let now = self.clock.now();
             let staged = match self.partition.stage(&inputs(&events, &timers, now)).await {
-                Ok((processed, mut staged)) => match self.partition.publish(&mut staged).await {
-                    Ok(()) => Some((processed, staged)),
+                Ok((processed, mut staged)) => match self.partition.send(&mut staged).await {
+                    Ok(delivery) => Some((processed, staged, delivery)),
                     Err(error) => {
-                        tracing::warn!(%error, "cannot publish a batch's actions; retrying it");
+                        tracing::warn!(%error, "cannot send a batch's actions; retrying it");
                         None
                     }
                 },
@@ -275,16 +276,19 @@ impl Worker {
                 }
             };
             drop(events);
-            if let Some((processed, staged)) = staged {
+            if let Some((processed, staged, delivery)) = staged {
                 return self
-                    .commit_in_background(Published {
-                        staged: Arc::new(staged),
-                        records,
-                        timers,
-                        processed,
-                        started,
-                        now,
-                    })
+                    .commit_in_background(
+                        Published {
+                            staged: Arc::new(staged),
+                            records,
+                            timers,
+                            processed,
+                            started,
+                            now,
+                        },
+                        delivery,
+                    )
                     .await;
             }
             if !self.settle_all().await {
@@ -300,10 +304,10 @@ impl Worker {
         done
     }
 
-    /// Queues a staged, published batch's commit after the commits in flight,
-    /// first settling the batches whose commits finished, and the oldest one while
-    /// [`DEPTH`] batches are in flight.
-    async fn commit_in_background(&mut self, batch: Published) -> bool {
+    /// Queues a staged batch's commit after the commits in flight, to start once
+    /// its actions are delivered, first settling the batches whose commits
+    /// finished, and the oldest one while [`DEPTH`] batches are in flight.
+    async fn commit_in_background(&mut self, batch: Published, delivery: Delivery) -> bool {
         loop {
             let ready = match self.committer.as_mut() {
                 Some(committer) if !self.in_flight.is_empty() => committer.ready(),
@@ -328,7 +332,7 @@ impl Worker {
         let committer = self.committer.get_or_insert_with(|| {
             Committer::start(self.partition.processor().clone(), self.stopped.clone())
         });
-        committer.push(Arc::clone(&batch.staged));
+        committer.push(Arc::clone(&batch.staged), delivery);
         self.in_flight.push_back(batch);
         true
     }
@@ -361,9 +365,17 @@ impl Worker {
                 self.committer = None;
                 Settled::Stopped
             }
-            Some(Committed::Failed(_)) | None => {
-                if let Some(Committed::Failed(error)) = &outcome {
-                    tracing::warn!(%error, "commit failed; processing the batches in flight again");
+            Some(Committed::Failed(_) | Committed::Undelivered(_)) | None => {
+                match &outcome {
+                    Some(Committed::Failed(error)) => tracing::warn!(
+                        %error,
+                        "commit failed; processing the batches in flight again"
+                    ),
+                    Some(Committed::Undelivered(error)) => tracing::warn!(
+                        %error,
+                        "actions not delivered; processing the batches in flight again"
+                    ),
+                    _ => {}
                 }
                 let mut redo = vec![(batch.records, batch.timers)];
                 redo.extend(self.in_flight.drain(..).map(|b| (b.records, b.timers)));
@@ -380,6 +392,36 @@ impl Worker {
             Settled::Done => true,
             Settled::Stopped => false,
             Settled::Failed(redo) => self.redo(redo).await,
+        }
+    }
+
+    /// Waits for the oldest batch in flight to settle or for the next record
+    /// (carried to the next batch), whichever comes first; `false` when the runtime
+    /// stopped first, or the consumer hung up.
+    async fn settle_oldest_or_next_record(&mut self) -> bool {
+        let Some(committer) = self.committer.as_mut() else {
+            return self.settle_oldest_or_redo().await;
+        };
+        let next = tokio::select! {
+            biased;
+            outcome = committer.next() => Ok(outcome),
+            record = self.inbox.recv() => Err(record),
+        };
+        match next {
+            Ok(outcome) => match self.settle_oldest_with(outcome) {
+                Settled::Done => true,
+                Settled::Stopped => false,
+                Settled::Failed(redo) => self.redo(redo).await,
+            },
+            Err(Some(record)) => {
+                self.carried = Some(record);
+                true
+            }
+            Err(None) => {
+                // The consumer hung up: finish what is in hand.
+                self.settle_all().await;
+                false
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! The Apache Kafka bus, through `rdkafka` (librdkafka).
 //!
 //! Producer: idempotent, `acks=all`, lingering a few milliseconds to batch; every
-//! record of a `publish` is enqueued before any delivery report is awaited.
+//! record of a `publish` is enqueued before any delivery report is awaited, and
+//! `send` returns once they are enqueued (librdkafka keeps them in order).
 //! Consumer: `BaseConsumer` polled on a blocking thread, offsets stored only when
 //! the caller commits (after its effects are durable) and committed in the
 //! background by librdkafka; `close` commits synchronously. Before the group
@@ -32,7 +33,7 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-use super::{Delivered, EventBus, Position, Record, Revocations, Subscription, TopicSpec};
+use super::{Delivered, EventBus, Position, Record, Revocations, Sending, Subscription, TopicSpec};
 use crate::{Error, Result};
 
 /// How long [`EventBus::ensure_topics`] waits for new topics' partition leaders.
@@ -244,6 +245,10 @@ impl EventBus for KafkaBus {
     }
 
     async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {
+        self.send(topic, records).await?.await
+    }
+
+    async fn send(&self, topic: &str, records: Vec<Record>) -> Result<Sending> {
         let mut deliveries = Vec::with_capacity(records.len());
         for record in &records {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -276,25 +281,28 @@ impl EventBus for KafkaBus {
             };
             deliveries.push(delivery);
         }
-        let reports = try_join_all(deliveries)
-            .await
-            .map_err(|_canceled| Error::Kafka {
-                operation: format!("producing to {topic}: producer shut down before delivery"),
-                source: KafkaError::Canceled,
-            })?;
-        reports
-            .into_iter()
-            .map(|report| match report {
-                Ok(delivery) => Ok(Position {
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                }),
-                Err((source, _)) => Err(Error::Kafka {
-                    operation: format!("delivering to {topic}"),
-                    source,
-                }),
-            })
-            .collect()
+        let topic = topic.to_owned();
+        Ok(Box::pin(async move {
+            let reports = try_join_all(deliveries)
+                .await
+                .map_err(|_canceled| Error::Kafka {
+                    operation: format!("producing to {topic}: producer shut down before delivery"),
+                    source: KafkaError::Canceled,
+                })?;
+            reports
+                .into_iter()
+                .map(|report| match report {
+                    Ok(delivery) => Ok(Position {
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                    }),
+                    Err((source, _)) => Err(Error::Kafka {
+                        operation: format!("delivering to {topic}"),
+                        source,
+                    }),
+                })
+                .collect()
+        }))
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>> {

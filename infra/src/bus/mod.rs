@@ -9,7 +9,7 @@ mod kafka;
 mod memory;
 mod partition;
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -136,6 +136,16 @@ pub trait EventBus: Send + Sync {
     /// Sends are pipelined, never awaited one by one.
     async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>>;
 
+    /// Hands records to the bus without waiting for them to be stored: the returned
+    /// [`Sending`] resolves as [`publish`](Self::publish) does. Records sent through
+    /// one bus are stored in the order they were sent, across calls, so a caller can
+    /// send its next records before the previous ones are acknowledged. Backends
+    /// that cannot split the two store the records first (the default).
+    async fn send(&self, topic: &str, records: Vec<Record>) -> Result<Sending> {
+        let stored = self.publish(topic, records).await;
+        Ok(Box::pin(std::future::ready(stored)))
+    }
+
     /// Joins consumer group `group` on `topics`. Reading starts after the group's
     /// committed offsets, or at the beginning when it has none.
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>>;
@@ -162,6 +172,10 @@ pub trait EventBus: Send + Sync {
         Ok(None)
     }
 }
+
+/// Records handed to the bus by [`EventBus::send`]: resolves once every one of them
+/// is durably stored, with their positions in order.
+pub type Sending = Pin<Box<dyn Future<Output = Result<Vec<Position>>> + Send>>;
 
 /// Told before the group takes partitions away from a member, so that it can
 /// finish what it has in hand and commit it first: the partitions' next owner
