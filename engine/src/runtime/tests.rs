@@ -769,6 +769,144 @@ async fn an_event_arriving_during_a_commit_is_acted_on_before_that_commit_ends()
     );
 }
 
+/// A memory bus whose producer gives up on the first batch of actions sent to it
+/// (as Kafka's does after `message.timeout.ms`): the send is accepted, its delivery
+/// fails, and nothing is stored.
+struct LosesFirstDelivery {
+    inner: MemoryBus,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventBus for LosesFirstDelivery {
+    async fn ensure_topics(&self, specs: &[TopicSpec]) -> sluice_infra::Result<()> {
+        self.inner.ensure_topics(specs).await
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> sluice_infra::Result<Vec<sluice_infra::bus::Position>> {
+        self.inner.publish(topic, records).await
+    }
+
+    async fn send(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> sluice_infra::Result<sluice_infra::bus::Sending> {
+        if topic == topics::ACTIONS && !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Box::pin(std::future::ready(Err(
+                sluice_infra::Error::Kafka {
+                    operation: format!("delivering to {topic}"),
+                    source: rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+                    ),
+                },
+            ))));
+        }
+        let stored = self.inner.publish(topic, records).await;
+        Ok(Box::pin(std::future::ready(stored)))
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> sluice_infra::Result<Box<dyn sluice_infra::bus::Subscription>> {
+        self.inner.subscribe(group, topics).await
+    }
+}
+
+/// An action the producer gave up on is sent again, and the state that follows from
+/// it is committed only after that: the action is not lost, nor sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_the_producer_gave_up_on_are_sent_again_before_their_states_commit() {
+    use sluice_infra::store::StateStore;
+    let store = Arc::new(MemoryStore::default());
+    let inner = MemoryBus::new(1);
+    inner
+        .ensure_topics(&TopicSpec::sluice_topics(1, 1))
+        .await
+        .unwrap();
+    let bus = Arc::new(LosesFirstDelivery {
+        inner,
+        lost: std::sync::atomic::AtomicBool::new(false),
+    });
+    let evaluator = Arc::new(StandIn {
+        delay: 3_600_000,
+        ..StandIn::default()
+    });
+    let processor = Processor::new(
+        evaluator,
+        Arc::clone(&store) as Arc<dyn TimerStore>,
+        Arc::clone(&bus) as Arc<dyn EventBus>,
+    )
+    .with_actions_before_commit();
+    let partitions = vec![Partition::new(0, 1, processor, TimerConfig::default())];
+    let runtime = Runtime::start(
+        Arc::clone(&bus) as Arc<dyn EventBus>,
+        "test",
+        partitions,
+        Arc::new(WallClock),
+    )
+    .await
+    .unwrap();
+    let e = event(1, "c", WallClock.now());
+    bus.inner
+        .publish(
+            topics::EVENTS,
+            vec![Record::new(e.key(), e.encode().unwrap())],
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runtime
+        .stats()
+        .events
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the events were not processed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runtime.shutdown().await;
+    assert!(bus.lost.load(std::sync::atomic::Ordering::SeqCst));
+
+    let mut actions = bus
+        .inner
+        .subscribe("check", &[topics::ACTIONS])
+        .await
+        .unwrap();
+    let texts: Vec<String> = actions
+        .poll(100, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(
+            |record| match Action::decode(&record.payload).unwrap().payload {
+                ActionPayload::SendMessage(m) => m.text.unwrap_or_default(),
+                _ => unreachable!(),
+            },
+        )
+        .collect();
+    assert_eq!(
+        texts,
+        ["event e1"],
+        "the action went out once, after the loss"
+    );
+    let state = store
+        .load(&ContactKey::new("acme", "c"))
+        .await
+        .unwrap()
+        .expect("the contact's state is committed");
+    assert!(state.version > 0);
+}
+
 /// Two replicas on the real Kafka share a consumer group and a store whose commits
 /// take 3 s. The first fires 40 overdue timers and publishes their actions; the
 /// second joins while those commits still run. The first replica's revocation
