@@ -1,17 +1,17 @@
-//! Batches in flight: published, their commits running in the background while the
-//! worker evaluates and publishes the next batches.
+//! Batches in flight: their actions sent, their commits running in the background
+//! while the worker evaluates and sends the next batches.
 //!
 //! A worker stages a batch on top of the batches in flight
 //! ([`Partition::stage`](super::Partition::stage)), hands its actions to the bus
 //! without waiting for their acknowledgement, and hands the batch to its
-//! partition's [`Committer`]. The committer waits for a batch's actions to be
-//! acknowledged, then commits it; it commits one partition's batches in order; the batches that queued up while a commit ran are committed
-//! together as one (a group commit: each contact's last state, the timer changes
-//! netted across them), so a store that falls behind gets fewer, larger commits
-//! rather than a growing queue. Each commit is retried with backoff while the store
-//! is unavailable. The worker settles the batches oldest first — a batch's inputs
-//! are acknowledged only once its commit succeeded, and every earlier one — and
-//! holds at most [`DEPTH`] of them.
+//! partition's [`Committer`]. The committer commits one partition's batches in
+//! order, each once its actions are acknowledged; the batches that queued up while
+//! a commit ran are committed together as one (a group commit: each contact's last
+//! state, the timer changes netted across them), so a store that falls behind gets
+//! fewer, larger commits rather than a growing queue. Each commit is retried with
+//! backoff while the store is unavailable. The worker settles the batches oldest
+//! first — a batch's inputs are acknowledged only once its commit succeeded, and
+//! every earlier one — and holds at most [`DEPTH`] of them.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

@@ -245,9 +245,10 @@ impl Worker {
     /// When actions go out before commits, the batch is evaluated and its actions
     /// sent while earlier batches' actions and commits are still in flight (at most
     /// [`DEPTH`] batches), and its own commit starts in the background after theirs,
-    /// once its actions are acknowledged (see [`pipeline`]). A contact's next batch reads the states those commits
-    /// write, not the store's. Anything unusual — an error, a change of hands —
-    /// first waits for the running commits, then takes the one-batch-at-a-time path.
+    /// once its actions are acknowledged (see [`pipeline`]). A contact's next batch
+    /// reads the states those commits write, not the store's. Anything unusual — an
+    /// error, a change of hands — first waits for the running commits, then takes
+    /// the one-batch-at-a-time path.
     async fn batch(&mut self, records: Vec<Delivered>, timers: Vec<TimerEntry>) -> bool {
         self.stats.busy.fetch_add(1, Ordering::SeqCst);
         let done = self.batch_inner(records, timers).await;
