@@ -136,6 +136,29 @@ async fn partition(evaluator: Arc<StandIn>, store: Arc<MemoryStore>) -> Partitio
     Partition::new(0, 1, processor, config)
 }
 
+/// A memory bus of one partition with the Sluice topics.
+async fn one_partition_bus() -> MemoryBus {
+    let bus = MemoryBus::new(1);
+    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
+        .await
+        .unwrap();
+    bus
+}
+
+/// A one-partition runtime that sends actions before its commits, as on Kafka, with
+/// a stand-in whose timers lie an hour ahead.
+async fn actions_first_runtime(bus: Arc<dyn EventBus>, store: Arc<dyn TimerStore>) -> Runtime {
+    let evaluator = Arc::new(StandIn {
+        delay: 3_600_000,
+        ..StandIn::default()
+    });
+    let processor = Processor::new(evaluator, store, Arc::clone(&bus)).with_actions_before_commit();
+    let partitions = vec![Partition::new(0, 1, processor, TimerConfig::default())];
+    Runtime::start(bus, "test", partitions, Arc::new(WallClock))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn timers_fire_in_order_once_and_survive_a_restart() {
     let evaluator = Arc::new(StandIn {
@@ -286,11 +309,7 @@ async fn a_backlog_of_due_timers_drains_at_a_bounded_rate_beside_live_events() {
         cancel: Vec::new(),
     };
     store.commit(&[], &changes).await.unwrap();
-    let bus = MemoryBus::new(1);
-    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
-        .await
-        .unwrap();
-    let bus: Arc<dyn EventBus> = Arc::new(bus);
+    let bus: Arc<dyn EventBus> = Arc::new(one_partition_bus().await);
     let evaluator = Arc::new(StandIn {
         delay: 3_600_000,
         ..StandIn::default()
@@ -626,11 +645,7 @@ async fn one_unprocessable_input_goes_to_the_dead_letters_and_its_batch_goes_on(
         )])
         .await
         .unwrap();
-    let bus = MemoryBus::new(1);
-    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
-        .await
-        .unwrap();
-    let bus: Arc<dyn EventBus> = Arc::new(bus);
+    let bus: Arc<dyn EventBus> = Arc::new(one_partition_bus().await);
     let records: Vec<Record> = (1..=9)
         .map(|n| {
             let contact = if n == 5 {
@@ -712,25 +727,8 @@ async fn an_event_arriving_during_a_commit_is_acted_on_before_that_commit_ends()
         inner: MemoryStore::default(),
         delay: Duration::from_secs(5),
     });
-    let bus = MemoryBus::new(1);
-    bus.ensure_topics(&TopicSpec::sluice_topics(1, 1))
-        .await
-        .unwrap();
-    let bus: Arc<dyn EventBus> = Arc::new(bus);
-    let evaluator = Arc::new(StandIn {
-        delay: 3_600_000,
-        ..StandIn::default()
-    });
-    let processor = Processor::new(
-        evaluator,
-        Arc::clone(&store) as Arc<dyn TimerStore>,
-        Arc::clone(&bus),
-    )
-    .with_actions_before_commit();
-    let partitions = vec![Partition::new(0, 1, processor, TimerConfig::default())];
-    let runtime = Runtime::start(Arc::clone(&bus), "test", partitions, Arc::new(WallClock))
-        .await
-        .unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(one_partition_bus().await);
+    let runtime = actions_first_runtime(Arc::clone(&bus), store.clone()).await;
     let mut actions = bus.subscribe("check", &[topics::ACTIONS]).await.unwrap();
     let mut seen = Vec::new();
     let now = WallClock.now();
@@ -825,34 +823,11 @@ impl EventBus for LosesFirstDelivery {
 async fn actions_the_producer_gave_up_on_are_sent_again_before_their_states_commit() {
     use sluice_infra::store::StateStore;
     let store = Arc::new(MemoryStore::default());
-    let inner = MemoryBus::new(1);
-    inner
-        .ensure_topics(&TopicSpec::sluice_topics(1, 1))
-        .await
-        .unwrap();
     let bus = Arc::new(LosesFirstDelivery {
-        inner,
+        inner: one_partition_bus().await,
         lost: std::sync::atomic::AtomicBool::new(false),
     });
-    let evaluator = Arc::new(StandIn {
-        delay: 3_600_000,
-        ..StandIn::default()
-    });
-    let processor = Processor::new(
-        evaluator,
-        Arc::clone(&store) as Arc<dyn TimerStore>,
-        Arc::clone(&bus) as Arc<dyn EventBus>,
-    )
-    .with_actions_before_commit();
-    let partitions = vec![Partition::new(0, 1, processor, TimerConfig::default())];
-    let runtime = Runtime::start(
-        Arc::clone(&bus) as Arc<dyn EventBus>,
-        "test",
-        partitions,
-        Arc::new(WallClock),
-    )
-    .await
-    .unwrap();
+    let runtime = actions_first_runtime(bus.clone(), store.clone()).await;
     let e = event(1, "c", WallClock.now());
     bus.inner
         .publish(
