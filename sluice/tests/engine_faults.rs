@@ -534,7 +534,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // Keep every process's whole log for the post-mortem.
+            // Keep every process's and server's whole log for the post-mortem.
             let kept = std::env::temp_dir().join(format!(
                 "sluice-faults-logs-{}-{}",
                 std::process::id(),
@@ -545,12 +545,13 @@ impl Drop for Cluster {
                     entries.flatten().all(|entry| {
                         std::fs::copy(entry.path(), kept.join(entry.file_name())).is_ok()
                     })
-                });
+                })
+                && self.servers.keep_logs(&kept);
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("{}", self.logs());
                 if copied {
-                    eprintln!("process logs kept in {}", kept.display());
+                    eprintln!("process and server logs kept in {}", kept.display());
                 }
             }
         }

@@ -10,11 +10,15 @@
 //! and the offsets it reports are committed synchronously; records of those
 //! partitions read by the poll in progress are dropped (their next owner reads
 //! them from the committed offset).
+//!
+//! A client that knows no broker any more — librdkafka forgets them all when a fenced
+//! broker answers a metadata request ([`stranding`]) — is replaced: the producer
+//! before its next use, a consumer at its next poll once it holds no partition.
 
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -35,6 +39,10 @@ use rdkafka::{
 
 use super::{Delivered, EventBus, Position, Record, Revocations, Sending, Subscription, TopicSpec};
 use crate::{Error, Result};
+
+mod stranding;
+
+use stranding::{STATISTICS_INTERVAL_MS, Stranding};
 
 /// How long [`EventBus::ensure_topics`] waits for new topics' partition leaders.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,8 +98,43 @@ impl KafkaConfig {
 /// A [`EventBus`] on Apache Kafka.
 pub struct KafkaBus {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced when it knows no broker any more ([`stranding`]).
+    producer: RwLock<Producer>,
     admin: AdminClient<DefaultClientContext>,
+}
+
+/// The producer and what its statistics say.
+struct Producer {
+    client: FutureProducer<Watched>,
+    stranding: Arc<Stranding>,
+}
+
+impl Producer {
+    fn new(config: &KafkaConfig) -> Result<Self> {
+        let stranding = Arc::new(Stranding::default());
+        let client = config
+            .client_config_with(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("compression.type", "lz4"),
+                ("partitioner", "murmur2_random"),
+                ("message.timeout.ms", "30000"),
+                ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
+            ])
+            .create_with_context(Watched(Arc::clone(&stranding)))
+            .map_err(kafka_error("creating producer"))?;
+        Ok(Producer { client, stranding })
+    }
+}
+
+/// A client's context that watches its statistics for [`Stranding`].
+struct Watched(Arc<Stranding>);
+
+impl ClientContext for Watched {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.0.observe(statistics);
+    }
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -114,37 +157,47 @@ impl KafkaBus {
         topics: &[&str],
         revocations: Option<Arc<dyn Revocations>>,
     ) -> Result<Box<dyn Subscription>> {
-        let context = GroupContext {
-            group: group.to_owned(),
-            revocations,
-            revocation_count: AtomicU64::new(0),
-            revoked: Mutex::new(Vec::new()),
-        };
-        let consumer: BaseConsumer<GroupContext> = self
-            .config
-            .client_config()
-            .set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .create_with_context(context)
-            .map_err(kafka_error(format!("creating consumer for group {group}")))?;
-        consumer.subscribe(topics).map_err(kafka_error(format!(
-            "subscribing group {group} to {topics:?}"
-        )))?;
+        let topics: Vec<String> = topics.iter().map(|&t| t.to_owned()).collect();
+        let consumer = consumer(&self.config, group, &topics, revocations.clone())?;
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer),
             group: group.to_owned(),
+            config: self.config.clone(),
+            topics,
+            revocations,
         }))
+    }
+
+    /// The producer; first replaced when it knows no broker any more.
+    fn producer(&self) -> Result<FutureProducer<Watched>> {
+        {
+            let producer = self.producer.read().unwrap_or_else(PoisonError::into_inner);
+            if !producer.stranding.is_stranded() {
+                return Ok(producer.client.clone());
+            }
+        }
+        let mut producer = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if producer.stranding.is_stranded() {
+            tracing::warn!(
+                "the Kafka producer knows no broker any more (confluentinc/librdkafka#5301); \
+                 replacing it"
+            );
+            let stranded = std::mem::replace(&mut *producer, Producer::new(&self.config)?);
+            // Dropping it fails what it still holds (their senders retry) and joins its
+            // polling thread: not on an async worker thread.
+            std::thread::spawn(move || drop(stranded));
+        }
+        Ok(producer.client.clone())
     }
 
     /// Waits until every topic of `names` is in the cluster's metadata with a leader
     /// for each partition: a topic just created is not usable at once, and callers
     /// of [`EventBus::ensure_topics`] read or write it right away.
     async fn await_leaders(&self, names: Vec<String>) -> Result<()> {
-        let producer = self.producer.clone();
+        let producer = self.producer()?;
         tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + TOPIC_READY_TIMEOUT;
             for name in &names {
@@ -182,17 +235,7 @@ impl KafkaBus {
 
     /// Creates the producer and admin clients (connections are made lazily).
     pub fn new(config: KafkaConfig) -> Result<Self> {
-        let producer = config
-            .client_config_with(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", "5"),
-                ("compression.type", "lz4"),
-                ("partitioner", "murmur2_random"),
-                ("message.timeout.ms", "30000"),
-            ])
-            .create()
-            .map_err(kafka_error("creating producer"))?;
+        let producer = RwLock::new(Producer::new(&config)?);
         let admin = config
             .client_config()
             .create()
@@ -203,6 +246,37 @@ impl KafkaBus {
             admin,
         })
     }
+}
+
+/// A consumer of `topics` in `group`, subscribed.
+fn consumer(
+    config: &KafkaConfig,
+    group: &str,
+    topics: &[String],
+    revocations: Option<Arc<dyn Revocations>>,
+) -> Result<BaseConsumer<GroupContext>> {
+    let context = GroupContext {
+        group: group.to_owned(),
+        revocations,
+        revocation_count: AtomicU64::new(0),
+        revoked: Mutex::new(Vec::new()),
+        stranding: Stranding::default(),
+    };
+    let consumer: BaseConsumer<GroupContext> = config
+        .client_config_with(&[("statistics.interval.ms", STATISTICS_INTERVAL_MS)])
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create_with_context(context)
+        .map_err(kafka_error(format!("creating consumer for group {group}")))?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).map_err(kafka_error(format!(
+        "subscribing group {group} to {topics:?}"
+    )))?;
+    Ok(consumer)
 }
 
 #[async_trait]
@@ -249,6 +323,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn send(&self, topic: &str, records: Vec<Record>) -> Result<Sending> {
+        let producer = self.producer()?;
         let mut deliveries = Vec::with_capacity(records.len());
         for record in &records {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -265,7 +340,7 @@ impl EventBus for KafkaBus {
             // Enqueue without awaiting delivery; when librdkafka's queue is full, wait
             // for it to drain a little and try again.
             let delivery = loop {
-                match self.producer.send_result(pending) {
+                match producer.send_result(pending) {
                     Ok(delivery) => break delivery,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         pending = back;
@@ -319,7 +394,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Option<Vec<i64>>> {
-        let producer = self.producer.clone();
+        let producer = self.producer()?;
         let topic = topic.to_owned();
         // Metadata and watermark requests block; keep them off the async worker threads.
         tokio::task::spawn_blocking(move || {
@@ -373,6 +448,7 @@ struct GroupContext {
     revocation_count: AtomicU64,
     /// The partitions the last revocation took, with their topics.
     revoked: Mutex<Vec<(String, i32)>>,
+    stranding: Stranding,
 }
 
 impl GroupContext {
@@ -414,7 +490,11 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.stranding.observe(statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -434,8 +514,41 @@ impl ConsumerContext for GroupContext {
 }
 
 struct KafkaSubscription {
+    /// Replaced when it knows no broker any more ([`stranding`]).
     consumer: Arc<BaseConsumer<GroupContext>>,
     group: String,
+    config: KafkaConfig,
+    topics: Vec<String>,
+    revocations: Option<Arc<dyn Revocations>>,
+}
+
+impl KafkaSubscription {
+    /// Replaces the consumer when it knows no broker any more and holds no partition.
+    /// One that still holds partitions revokes them first, through the
+    /// [`Revocations`], when its session times out (which it tells by itself).
+    fn replace_if_stranded(&mut self) -> Result<()> {
+        if !self.consumer.context().stranding.is_stranded()
+            || self.consumer.assignment().is_ok_and(|a| a.count() > 0)
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            group = %self.group,
+            "a Kafka consumer knows no broker any more (confluentinc/librdkafka#5301); \
+             replacing it"
+        );
+        let fresh = consumer(
+            &self.config,
+            &self.group,
+            &self.topics,
+            self.revocations.clone(),
+        )?;
+        let stranded = std::mem::replace(&mut self.consumer, Arc::new(fresh));
+        // Closing it waits for its group's coordinator, which it cannot reach: not on
+        // an async worker thread.
+        std::thread::spawn(move || drop(stranded));
+        Ok(())
+    }
 }
 
 fn to_delivered(message: &rdkafka::message::BorrowedMessage<'_>) -> Delivered {
@@ -463,6 +576,7 @@ fn to_delivered(message: &rdkafka::message::BorrowedMessage<'_>) -> Delivered {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Delivered>> {
+        self.replace_if_stranded()?;
         let consumer = Arc::clone(&self.consumer);
         let group = self.group.clone();
         // librdkafka's poll blocks; keep it off the async worker threads.

@@ -4,6 +4,7 @@
 //! servers on 9092/9042, which are never touched.
 
 use std::{
+    path::Path,
     process::{Command, Output},
     time::Instant,
 };
@@ -45,6 +46,12 @@ impl PrivateServers {
     /// saying so) when they cannot start and servers are not required
     /// (`SLUICE_REQUIRE_SERVERS`, `CI`); a panic when they are.
     pub fn start() -> Option<PrivateServers> {
+        Self::start_only(&[Server::Kafka, Server::Cassandra])
+    }
+
+    /// Starts `servers` only (the others' addresses are reserved but not served), like
+    /// [`start`](Self::start).
+    pub fn start_only(wanted: &[Server]) -> Option<PrivateServers> {
         let port = || free_port().port();
         let (kafka, cql) = (port(), port());
         let servers = PrivateServers {
@@ -62,12 +69,13 @@ impl PrivateServers {
             kafka,
             cql,
         };
-        let output = servers.run("start", &[Server::Kafka, Server::Cassandra]);
+        let output = servers.run("start", wanted);
         if output.status.success() {
             return Some(servers);
         }
         let message = format!(
-            "private Kafka and Cassandra did not start ({SCRIPT} start):\n{}",
+            "private {:?} did not start ({SCRIPT} start):\n{}",
+            wanted,
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(!testing::servers_required(), "{message}");
@@ -96,6 +104,21 @@ impl PrivateServers {
     /// Starts `server` again and waits until it serves.
     pub fn start_again(&self, server: Server) {
         self.expect("start", server);
+    }
+
+    /// Copies the servers' logs (`kafka-server.log`, `cassandra-system.log`, …) into
+    /// `into`, for a failed test's post-mortem; returns whether every copy succeeded.
+    pub fn keep_logs(&self, into: &Path) -> bool {
+        [Server::Kafka, Server::Cassandra].iter().all(|server| {
+            let logs = self.dir.path().join(server.name()).join("logs");
+            // A server this test did not start has no logs.
+            std::fs::read_dir(logs).map_or(true, |entries| {
+                entries.flatten().all(|entry| {
+                    let name = format!("{}-{}", server.name(), entry.file_name().to_string_lossy());
+                    std::fs::copy(entry.path(), into.join(name)).is_ok()
+                })
+            })
+        })
     }
 
     fn expect(&self, command: &str, server: Server) {
